@@ -1,0 +1,1 @@
+"""Built by a later issue; the app exists so the layout is complete."""

@@ -1,0 +1,121 @@
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Sku(models.Model):
+    code = models.CharField(_("SKU 编码"), max_length=64, unique=True)
+    name = models.CharField(_("商品名称"), max_length=200)
+    spec = models.CharField(_("规格"), max_length=200, blank=True, help_text=_("例如：L码 黑色"))
+    price = models.DecimalField(
+        _("售价"),
+        max_digits=12,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.00"))],
+    )
+    active = models.BooleanField(_("在售"), default=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("SKU")
+        verbose_name_plural = _("SKU")
+        ordering = ["code"]
+        constraints = [models.CheckConstraint(condition=Q(price__gte=0), name="sku_price_non_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name} {self.spec}".strip()
+
+
+class Warehouse(models.Model):
+    code = models.CharField(_("仓库编码"), max_length=32, unique=True)
+    name = models.CharField(_("仓库名称"), max_length=100)
+    active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("仓库")
+        verbose_name_plural = _("仓库")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StockLevel(models.Model):
+    """On-hand and reserved units of one SKU in one warehouse.
+
+    available = on_hand - reserved. The check constraints make over-reservation and
+    negative stock impossible at the database level, whatever the code does.
+    """
+
+    sku = models.ForeignKey(
+        Sku,
+        on_delete=models.PROTECT,
+        related_name="stock_levels",
+        verbose_name=_("SKU"),
+    )
+    warehouse = models.ForeignKey(
+        Warehouse,
+        on_delete=models.PROTECT,
+        related_name="stock_levels",
+        verbose_name=_("仓库"),
+    )
+    on_hand = models.IntegerField(_("在库数量"), default=0)
+    reserved = models.IntegerField(_("已预占"), default=0)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("库存")
+        verbose_name_plural = _("库存")
+        ordering = ["sku__code", "warehouse_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["sku", "warehouse"], name="stock_unique_sku_warehouse"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="stock_reserved_non_negative"),
+            models.CheckConstraint(condition=Q(on_hand__gte=F("reserved")), name="stock_not_over_reserved"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku.code}@{self.warehouse.code}"
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class Reservation(models.Model):
+    """Units of one order line held in one warehouse.
+
+    active -> released (order cancelled) or consumed (shipped).
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("预占中")
+        RELEASED = "released", _("已释放")
+        CONSUMED = "consumed", _("已出库")
+
+    order_line = models.ForeignKey(
+        "orders.OrderLine",
+        on_delete=models.PROTECT,
+        related_name="reservations",
+        verbose_name=_("订单行"),
+    )
+    stock_level = models.ForeignKey(
+        StockLevel,
+        on_delete=models.PROTECT,
+        related_name="reservations",
+        verbose_name=_("库存"),
+    )
+    quantity = models.PositiveIntegerField(_("数量"))
+    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("库存预占")
+        verbose_name_plural = _("库存预占")
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.order_line_id}:{self.stock_level_id}x{self.quantity}"

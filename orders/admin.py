@@ -1,0 +1,305 @@
+"""Admin for customer service. Transition buttons come from django-fsm-2's FSMAdminMixin,
+but every button runs the matching service (lock, transition, event, side effects)
+instead of calling the model method directly. Nothing can be deleted.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django_fsm.admin import FSMAdminMixin
+from rest_framework_api_key.admin import APIKeyModelAdmin
+
+from oms.errors import DomainError
+
+from . import services
+from .models import Coupon, Order, OrderEvent, OrderLine, Storefront, StorefrontAPIKey
+
+
+class NoDeleteMixin:
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(NoDeleteMixin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OrderLineInline(ReadOnlyInline):
+    model = OrderLine
+    fields = [
+        "sku_code",
+        "name",
+        "spec",
+        "unit_price",
+        "quantity",
+        "line_total",
+        "discount",
+    ]
+    readonly_fields = fields
+
+
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    verbose_name_plural = _("时间线")
+    fields = [
+        "created_at",
+        "type",
+        "from_status",
+        "to_status",
+        "actor_kind",
+        "actor_label",
+        "reason",
+        "data",
+    ]
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+
+
+SERVICE_FOR_TRANSITION = {
+    "approve": lambda order, actor, **kw: services.order_approve(order=order, actor=actor),
+    "confirm_cod": lambda order, actor, **kw: services.order_confirm_cod(order=order, actor=actor),
+    "ship": lambda order, actor, **kw: services.order_ship(order=order, actor=actor, **kw),
+    "complete": lambda order, actor, **kw: services.order_complete(order=order, actor=actor),
+    "cancel": lambda order, actor, **kw: services.order_cancel(order=order, actor=actor, **kw),
+}
+
+
+@admin.register(Order)
+class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
+    fsm_fields = ["status"]
+    list_display = [
+        "order_no",
+        "status_badge",
+        "storefront",
+        "customer_name",
+        "customer_mobile",
+        "payable_total",
+        "payment_method",
+        "review_flag_list",
+        "created_at",
+        "payment_deadline",
+    ]
+    list_filter = ["status", "payment_method", "order_type", "storefront", "created_at"]
+    search_fields = [
+        "order_no",
+        "external_id",
+        "customer_mobile",
+        "customer_name",
+        "receiver",
+        "tracking_no",
+    ]
+    list_select_related = ["storefront"]
+    date_hierarchy = "created_at"
+    inlines = [OrderLineInline, OrderEventInline]
+    fieldsets = [
+        (
+            _("订单"),
+            {
+                "fields": [
+                    "order_no",
+                    "status",
+                    "storefront",
+                    "external_id",
+                    "order_type",
+                    "payment_method",
+                    "review_flags",
+                    "remark",
+                    "cancel_reason",
+                    "cancel_note",
+                ]
+            },
+        ),
+        (
+            _("金额"),
+            {
+                "fields": [
+                    "goods_total",
+                    "shipping_fee",
+                    "discount_total",
+                    "payable_total",
+                    "paid_total",
+                    "refunded_total",
+                    "coupon",
+                ]
+            },
+        ),
+        (
+            _("顾客"),
+            {
+                "fields": [
+                    "customer_name",
+                    "customer_mobile",
+                    "customer_email",
+                    "customer_member_id",
+                ]
+            },
+        ),
+        (
+            _("收货地址"),
+            {
+                "fields": [
+                    "receiver",
+                    "receiver_phone",
+                    "province",
+                    "city",
+                    "district",
+                    "address_detail",
+                    "postcode",
+                ]
+            },
+        ),
+        (_("物流"), {"fields": ["carrier", "tracking_no"]}),
+        (
+            _("时间"),
+            {
+                "fields": [
+                    "created_at",
+                    "payment_deadline",
+                    "paid_at",
+                    "approved_at",
+                    "shipped_at",
+                    "completed_at",
+                    "cancelled_at",
+                ]
+            },
+        ),
+    ]
+
+    actions = ["approve_reviewed"]
+
+    @admin.action(description=_("人工复核通过并审核（大额/风控订单）"), permissions=["review"])
+    def approve_reviewed(self, request, queryset):
+        done = 0
+        for order in queryset.filter(status="paid"):
+            try:
+                services.order_approve(order=order, actor=services.Actor.staff(request.user))
+                done += 1
+            except DomainError as err:
+                self.message_user(request, f"{order.order_no}: {err.message}", level=messages.ERROR)
+        self.message_user(request, _("已审核 %(n)d 个订单") % {"n": done}, level=messages.SUCCESS)
+
+    def has_review_permission(self, request) -> bool:
+        return request.user.has_perm("orders.review_order")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Every field is read-only here: changes go through the transition buttons (services).
+        return [f.name for f in Order._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description=_("状态"), ordering="status")
+    def status_badge(self, order: Order):
+        colours = {
+            "pending_payment": "#b26b00",
+            "paid": "#1565c0",
+            "awaiting_shipment": "#6a1b9a",
+            "shipped": "#00695c",
+            "completed": "#2e7d32",
+            "cancelled": "#757575",
+        }
+        return format_html(
+            '<b style="color:{}">{}</b>',
+            colours.get(order.status, "#000"),
+            order.get_status_display(),
+        )
+
+    @admin.display(description=_("复核"))
+    def review_flag_list(self, order: Order) -> str:
+        return "、".join(str(services.ReviewFlag(flag).label) for flag in order.review_flags) or "—"
+
+    def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None) -> bool:
+        handler = SERVICE_FOR_TRANSITION.get(transition_name)
+        if handler is None:
+            self.message_user(request, _("此操作不能在后台执行"), level=messages.ERROR)
+            return False
+        try:
+            handler(obj, services.Actor.staff(request.user), **(kwargs or {}))
+        except DomainError as err:
+            self.message_user(request, err.message, level=messages.ERROR)
+            return False
+        self.message_user(request, _("操作成功"), level=messages.SUCCESS)
+        return True
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "order",
+        "type",
+        "from_status",
+        "to_status",
+        "actor_kind",
+        "actor_label",
+        "reason",
+    ]
+    list_filter = ["type", "actor_kind"]
+    search_fields = ["order__order_no", "actor_label"]
+    list_select_related = ["order"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(OrderLine)
+class OrderLineAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = [
+        "order",
+        "sku_code",
+        "name",
+        "spec",
+        "unit_price",
+        "quantity",
+        "line_total",
+        "discount",
+    ]
+    search_fields = ["order__order_no", "sku_code"]
+    list_select_related = ["order"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Storefront)
+class StorefrontAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = ["code", "name", "allowed_payment_methods", "active", "created_at"]
+
+
+@admin.register(StorefrontAPIKey)
+class StorefrontAPIKeyAdmin(NoDeleteMixin, APIKeyModelAdmin):
+    list_display = [*APIKeyModelAdmin.list_display, "storefront"]
+
+
+@admin.register(Coupon)
+class CouponAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = [
+        "code",
+        "name",
+        "kind",
+        "threshold",
+        "reduction",
+        "percent_off",
+        "max_discount",
+        "used_count",
+        "usage_limit",
+        "valid_from",
+        "valid_until",
+        "active",
+    ]
+    readonly_fields = ["used_count"]

@@ -1,0 +1,163 @@
+"""Shape validation for the storefront API. Business rules live in orders.services."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from orders.models import CUSTOMER_CANCEL_REASONS, Order, OrderType, PaymentMethod
+from orders.services import OrderInput
+
+MAINLAND_MOBILE = RegexValidator(r"^1[3-9]\d{9}$", _("请输入有效的中国大陆手机号"), code="invalid_mobile")
+PHONE = RegexValidator(
+    r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$",
+    _("请输入有效的手机号或固定电话"),
+    code="invalid_phone",
+)
+POSTCODE = RegexValidator(r"^\d{6}$", _("邮编应为 6 位数字"), code="invalid_postcode")
+
+
+def text(max_length: int, required: bool = True, **kwargs):
+    return serializers.CharField(
+        max_length=max_length,
+        required=required,
+        allow_blank=not required,
+        trim_whitespace=True,
+        **kwargs,
+    )
+
+
+class CustomerSerializer(serializers.Serializer):
+    name = text(64)
+    mobile = serializers.CharField(validators=[MAINLAND_MOBILE])
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    member_id = text(64, required=False, default="")
+
+
+class AddressSerializer(serializers.Serializer):
+    receiver = text(64)
+    phone = serializers.CharField(validators=[PHONE])
+    province = text(32)
+    city = text(32)
+    district = text(32)
+    detail = text(200)
+    postcode = serializers.CharField(required=False, allow_blank=True, default="", validators=[POSTCODE])
+
+
+class AddressPatchSerializer(AddressSerializer):
+    """PATCH .../address/: any subset of the address fields; the rest stay as they were."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["partial"] = True
+        super().__init__(*args, **kwargs)
+
+
+class LineSerializer(serializers.Serializer):
+    sku = text(64)
+    quantity = serializers.IntegerField(min_value=1, max_value=999)
+
+
+class OrderCreateSerializer(serializers.Serializer):
+    external_id = text(64)
+    order_type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.NORMAL)
+    payment_method = serializers.ChoiceField(choices=PaymentMethod.choices)
+    customer = CustomerSerializer()
+    shipping_address = AddressSerializer()
+    lines = LineSerializer(many=True, allow_empty=False, max_length=100)
+    coupon_code = text(64, required=False, default="")
+    remark = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=settings.OMS_REMARK_MAX_LENGTH,
+    )
+    expected_total = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, min_value=0)
+
+    def to_input(self) -> OrderInput:
+        data = self.validated_data
+        return OrderInput(
+            external_id=data["external_id"],
+            order_type=data["order_type"],
+            payment_method=data["payment_method"],
+            customer=dict(data["customer"]),
+            shipping_address=dict(data["shipping_address"]),
+            lines=[dict(line) for line in data["lines"]],
+            coupon_code=data["coupon_code"],
+            remark=data["remark"],
+            expected_total=data.get("expected_total"),
+        )
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=[(r.value, r.label) for r in CUSTOMER_CANCEL_REASONS])
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class OrderLineOutSerializer(serializers.Serializer):
+    sku = serializers.CharField(source="sku_code")
+    name = serializers.CharField()
+    spec = serializers.CharField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    quantity = serializers.IntegerField()
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    discount = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class OrderOutSerializer(serializers.ModelSerializer):
+    status_display = serializers.CharField(source="get_status_display")
+    customer = serializers.SerializerMethodField()
+    shipping_address = serializers.SerializerMethodField()
+    lines = OrderLineOutSerializer(many=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "order_no",
+            "external_id",
+            "status",
+            "status_display",
+            "order_type",
+            "payment_method",
+            "goods_total",
+            "shipping_fee",
+            "discount_total",
+            "payable_total",
+            "paid_total",
+            "refunded_total",
+            "payment_deadline",
+            "customer",
+            "shipping_address",
+            "lines",
+            "remark",
+            "cancel_reason",
+            "carrier",
+            "tracking_no",
+            "created_at",
+            "paid_at",
+            "approved_at",
+            "shipped_at",
+            "completed_at",
+            "cancelled_at",
+        ]
+        read_only_fields = fields
+
+    def get_customer(self, order: Order) -> dict[str, str]:
+        return {
+            "name": order.customer_name,
+            "mobile": order.customer_mobile,
+            "email": order.customer_email,
+            "member_id": order.customer_member_id,
+        }
+
+    def get_shipping_address(self, order: Order) -> dict[str, str]:
+        return {
+            "receiver": order.receiver,
+            "phone": order.receiver_phone,
+            "province": order.province,
+            "city": order.city,
+            "district": order.district,
+            "detail": order.address_detail,
+            "postcode": order.postcode,
+        }

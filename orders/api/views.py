@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders import services
+from orders.selectors import order_for_storefront
+
+from .serializers import (
+    AddressPatchSerializer,
+    CancelSerializer,
+    OrderCreateSerializer,
+    OrderOutSerializer,
+)
+
+
+class StorefrontView(APIView):
+    @property
+    def storefront(self):
+        return self.request.auth.storefront
+
+    @property
+    def actor(self) -> services.Actor:
+        return services.Actor.storefront(self.storefront)
+
+    def get_order(self, order_no: str):
+        return order_for_storefront(storefront=self.storefront, order_no=order_no)
+
+    def respond(self, order, code=status.HTTP_200_OK) -> Response:
+        order = self.get_order(order.order_no)
+        return Response(OrderOutSerializer(order).data, status=code)
+
+
+class OrderCreateView(StorefrontView):
+    @extend_schema(
+        request=OrderCreateSerializer,
+        responses={
+            201: OrderOutSerializer,
+            200: OrderOutSerializer,
+            400: OpenApiResponse(),
+            409: OpenApiResponse(),
+        },
+        summary="Create an order (idempotent on external_id)",
+    )
+    def post(self, request):
+        serializer = OrderCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order, created = services.order_create(storefront=self.storefront, payload=serializer.to_input())
+        return self.respond(order, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class OrderDetailView(StorefrontView):
+    @extend_schema(
+        responses={200: OrderOutSerializer},
+        summary="Read one of this storefront's orders",
+    )
+    def get(self, request, order_no: str):
+        return Response(OrderOutSerializer(self.get_order(order_no)).data)
+
+
+class OrderCancelView(StorefrontView):
+    @extend_schema(
+        request=CancelSerializer,
+        responses={200: OrderOutSerializer},
+        summary="Customer cancels",
+    )
+    def post(self, request, order_no: str):
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order = services.order_cancel(
+            order=self.get_order(order_no),
+            actor=self.actor,
+            **serializer.validated_data,
+        )
+        return self.respond(order)
+
+
+class OrderConfirmReceiptView(StorefrontView):
+    @extend_schema(
+        request=None,
+        responses={200: OrderOutSerializer},
+        summary="Customer confirms receipt",
+    )
+    def post(self, request, order_no: str):
+        order = services.order_complete(order=self.get_order(order_no), actor=self.actor)
+        return self.respond(order)
+
+
+class OrderAddressView(StorefrontView):
+    @extend_schema(
+        request=AddressPatchSerializer,
+        responses={200: OrderOutSerializer},
+        summary="Change address before shipment",
+    )
+    def patch(self, request, order_no: str):
+        serializer = AddressPatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        address = {key: value for key, value in serializer.validated_data.items() if key in request.data}
+        order = services.order_change_address(order=self.get_order(order_no), actor=self.actor, address=address)
+        return self.respond(order)

@@ -1,0 +1,260 @@
+"""Demo data for a first look: SKUs with stock, a storefront and key, a superuser,
+the staff groups, a coupon, and a few orders in every state. Safe to run again.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from inventory.models import Sku, StockLevel, Warehouse
+from orders import services
+from orders.models import (
+    CancelReason,
+    Coupon,
+    Order,
+    OrderStatus,
+    Storefront,
+    StorefrontAPIKey,
+)
+
+CREDENTIALS_FILE = settings.VAR_DIR / "demo-credentials.json"
+
+SKUS = [
+    ("TSHIRT-L-BLK", "纯棉圆领T恤", "L码 黑色", "70.00", 500),
+    ("TSHIRT-M-WHT", "纯棉圆领T恤", "M码 白色", "70.00", 500),
+    ("JEANS-30-BLU", "直筒牛仔裤", "30码 浅蓝", "199.00", 200),
+    ("TEA-LONGJING-250", "明前龙井", "250g 礼盒", "388.00", 100),
+    ("MUG-CERAMIC", "景德镇陶瓷马克杯", "350ml 青花", "49.90", 300),
+    ("LAPTOP-PRO-14", "轻薄笔记本电脑", "14英寸 32G/1T", "12999.00", 20),
+]
+
+GROUPS = {
+    "客服": [
+        "orders.view_order",
+        "orders.change_order",
+        "orders.view_orderline",
+        "orders.view_orderevent",
+        "orders.view_coupon",
+        "inventory.view_sku",
+        "inventory.view_stocklevel",
+        "payments.view_refund",
+    ],
+    "仓储": [
+        "orders.view_order",
+        "orders.change_order",
+        "orders.view_orderline",
+        "orders.view_orderevent",
+        "inventory.view_sku",
+        "inventory.view_warehouse",
+        "inventory.view_stocklevel",
+        "inventory.change_stocklevel",
+        "inventory.add_stocklevel",
+        "inventory.view_reservation",
+    ],
+    "财务": [
+        "orders.view_order",
+        "orders.change_order",
+        "orders.review_order",
+        "orders.view_orderline",
+        "orders.view_orderevent",
+        "payments.view_refund",
+        "payments.change_refund",
+        "payments.approve_refund",
+    ],
+    "运营": [
+        "orders.view_order",
+        "orders.view_orderline",
+        "orders.view_orderevent",
+        "orders.view_storefront",
+        "orders.view_coupon",
+        "orders.add_coupon",
+        "orders.change_coupon",
+        "inventory.view_sku",
+        "inventory.add_sku",
+        "inventory.change_sku",
+        "inventory.view_stocklevel",
+        "django_celery_beat.view_periodictask",
+        "django_celery_beat.change_periodictask",
+    ],
+}
+
+CUSTOMERS = [
+    ("张小姐", "13800138000", "浙江省", "杭州市", "西湖区", "文三路100号"),
+    ("李先生", "13912345678", "广东省", "深圳市", "南山区", "科技园南区8栋"),
+    ("王女士", "18600001111", "北京市", "北京市", "朝阳区", "建国路88号"),
+    ("陈先生", "15000002222", "上海市", "上海市", "浦东新区", "世纪大道1号"),
+]
+
+# (external id, sku lines, payment method, steps to take after creation)
+DEMO_ORDERS = [
+    ("DEMO-1001", [("TSHIRT-L-BLK", 3)], "alipay", []),
+    ("DEMO-1002", [("MUG-CERAMIC", 2)], "wechatpay", []),
+    ("DEMO-1003", [("JEANS-30-BLU", 1), ("TSHIRT-M-WHT", 2)], "alipay", ["pay"]),
+    (
+        "DEMO-1004",
+        [("LAPTOP-PRO-14", 1)],
+        "alipay",
+        ["pay"],
+    ),  # large amount: waits in 已付款
+    ("DEMO-1005", [("TEA-LONGJING-250", 1)], "cod", ["confirm_cod"]),
+    (
+        "DEMO-1006",
+        [("TSHIRT-L-BLK", 1), ("MUG-CERAMIC", 1)],
+        "wechatpay",
+        ["pay", "ship"],
+    ),
+    ("DEMO-1007", [("JEANS-30-BLU", 2)], "alipay", ["pay", "ship", "complete"]),
+    ("DEMO-1008", [("TSHIRT-M-WHT", 1)], "alipay", ["cancel"]),
+    ("DEMO-1009", [("TEA-LONGJING-250", 2)], "wechatpay", ["pay", "cancel"]),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo SKUs, stock, a storefront and key, a superuser, staff groups and orders (idempotent)."
+
+    def handle(self, *args, **options):
+        credentials = self._load_credentials()
+        with transaction.atomic():
+            self._catalogue()
+            self._groups()
+            storefront = self._storefront(credentials)
+            self._superuser(credentials)
+        self._orders(storefront)
+        CREDENTIALS_FILE.write_text(json.dumps(credentials, ensure_ascii=False, indent=2))
+        counts = {s.label: Order.objects.filter(status=s.value).count() for s in OrderStatus}
+        self.stdout.write("Demo orders: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        self.stdout.write(f"Admin login:  {credentials['admin_user']} / {credentials['admin_password']}")
+        self.stdout.write(f"Storefront API key (storefront 'demo'): {credentials['api_key']}")
+        self.stdout.write(f"(saved in {CREDENTIALS_FILE})")
+
+    def _load_credentials(self) -> dict[str, str]:
+        if CREDENTIALS_FILE.exists():
+            return json.loads(CREDENTIALS_FILE.read_text())
+        return {}
+
+    def _catalogue(self) -> None:
+        main, _ = Warehouse.objects.get_or_create(code="HZ01", defaults={"name": "杭州主仓"})
+        second, _ = Warehouse.objects.get_or_create(code="GZ01", defaults={"name": "广州分仓"})
+        for code, name, spec, price, qty in SKUS:
+            sku, _ = Sku.objects.get_or_create(
+                code=code,
+                defaults={"name": name, "spec": spec, "price": Decimal(price)},
+            )
+            StockLevel.objects.get_or_create(sku=sku, warehouse=main, defaults={"on_hand": qty})
+            StockLevel.objects.get_or_create(sku=sku, warehouse=second, defaults={"on_hand": qty // 5})
+        Coupon.objects.get_or_create(
+            code="FULL200-30",
+            defaults={
+                "name": "满200减30",
+                "kind": Coupon.Kind.THRESHOLD,
+                "threshold": Decimal("200"),
+                "reduction": Decimal("30"),
+            },
+        )
+        Coupon.objects.get_or_create(
+            code="EVERY200-30",
+            defaults={
+                "name": "每满200减30",
+                "kind": Coupon.Kind.EVERY_THRESHOLD,
+                "threshold": Decimal("200"),
+                "reduction": Decimal("30"),
+            },
+        )
+        Coupon.objects.get_or_create(
+            code="OFF10-CAP50",
+            defaults={
+                "name": "9折 最高减50",
+                "kind": Coupon.Kind.PERCENT,
+                "percent_off": Decimal("10"),
+                "max_discount": Decimal("50"),
+            },
+        )
+
+    def _groups(self) -> None:
+        for name, codenames in GROUPS.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            perms = []
+            for dotted in codenames:
+                app_label, codename = dotted.split(".")
+                perms.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
+            group.permissions.set(perms)
+
+    def _storefront(self, credentials: dict[str, str]) -> Storefront:
+        storefront, _ = Storefront.objects.get_or_create(code="demo", defaults={"name": "演示商城"})
+        key_ok = credentials.get("api_key") and StorefrontAPIKey.objects.is_valid(credentials["api_key"])
+        if not key_ok:
+            _, credentials["api_key"] = StorefrontAPIKey.objects.create_key(name="demo key", storefront=storefront)
+        return storefront
+
+    def _superuser(self, credentials: dict[str, str]) -> None:
+        User = get_user_model()
+        credentials.setdefault("admin_user", "admin")
+        user = User.objects.filter(username=credentials["admin_user"]).first()
+        if user is None or not credentials.get("admin_password"):
+            credentials["admin_password"] = secrets.token_urlsafe(12)
+            user = user or User(username=credentials["admin_user"], email="admin@example.com")
+            user.is_staff = user.is_superuser = True
+            user.set_password(credentials["admin_password"])
+            user.save()
+
+    def _orders(self, storefront: Storefront) -> None:
+        staff = services.Actor.system("seed_demo")
+        for index, (external_id, lines, method, steps) in enumerate(DEMO_ORDERS):
+            name, mobile, province, city, district, detail = CUSTOMERS[index % len(CUSTOMERS)]
+            payload = services.OrderInput(
+                external_id=external_id,
+                order_type="normal",
+                payment_method=method,
+                customer={
+                    "name": name,
+                    "mobile": mobile,
+                    "email": "",
+                    "member_id": f"M{1000 + index}",
+                },
+                shipping_address={
+                    "receiver": name,
+                    "phone": mobile,
+                    "province": province,
+                    "city": city,
+                    "district": district,
+                    "detail": detail,
+                    "postcode": "",
+                },
+                lines=[{"sku": sku, "quantity": qty} for sku, qty in lines],
+            )
+            order, created = services.order_create(storefront=storefront, payload=payload)
+            if not created:
+                continue
+            for step in steps:
+                if step == "pay":
+                    services.order_pay(
+                        order=order,
+                        amount=order.payable_total,
+                        actor=services.Actor.gateway("demo"),
+                    )
+                elif step == "confirm_cod":
+                    services.order_confirm_cod(order=order, actor=staff)
+                elif step == "ship":
+                    services.order_ship(
+                        order=order,
+                        actor=staff,
+                        carrier="顺丰速运",
+                        tracking_no=f"SF{order.order_no[-10:]}",
+                    )
+                elif step == "complete":
+                    services.order_complete(order=order, actor=staff)
+                elif step == "cancel":
+                    services.order_cancel(
+                        order=order,
+                        actor=staff,
+                        reason=CancelReason.CUSTOMER_CHANGED_MIND,
+                    )
+                order.refresh_from_db()

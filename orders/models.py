@@ -1,0 +1,407 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, FSMModelMixin, transition
+from rest_framework_api_key.models import AbstractAPIKey
+
+ZERO = Decimal("0.00")
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+class PaymentMethod(models.TextChoices):
+    ALIPAY = "alipay", _("支付宝")
+    WECHATPAY = "wechatpay", _("微信支付")
+    COD = "cod", _("货到付款")
+    BANK_TRANSFER = "bank_transfer", _("对公转账")
+
+
+def all_payment_methods() -> list[str]:
+    return list(PaymentMethod.values)
+
+
+class Storefront(models.Model):
+    """A shop front (own site, app, mini-program, marketplace connector) that posts orders."""
+
+    code = models.SlugField(_("编码"), max_length=64, unique=True)
+    name = models.CharField(_("名称"), max_length=100)
+    allowed_payment_methods = models.JSONField(_("允许的支付方式"), default=all_payment_methods)
+    active = models.BooleanField(_("启用"), default=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("店铺")
+        verbose_name_plural = _("店铺")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StorefrontAPIKey(AbstractAPIKey):
+    """A hashed API key; each belongs to exactly one storefront."""
+
+    storefront = models.ForeignKey(
+        Storefront,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+        verbose_name=_("店铺"),
+    )
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = _("店铺 API 密钥")
+        verbose_name_plural = _("店铺 API 密钥")
+
+
+class Coupon(models.Model):
+    class Kind(models.TextChoices):
+        THRESHOLD = "threshold", _("满减（一次）")
+        EVERY_THRESHOLD = "every_threshold", _("每满减")
+        PERCENT = "percent", _("折扣（封顶）")
+
+    code = models.CharField(_("券码"), max_length=64, unique=True)
+    name = models.CharField(_("名称"), max_length=100)
+    kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
+    threshold = models.DecimalField(_("门槛金额"), default=ZERO, **MONEY)
+    reduction = models.DecimalField(_("减免金额"), default=ZERO, **MONEY)
+    percent_off = models.DecimalField(_("折扣百分比"), max_digits=5, decimal_places=2, default=ZERO)
+    max_discount = models.DecimalField(_("最高优惠"), null=True, blank=True, **MONEY)
+    valid_from = models.DateTimeField(_("生效时间"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("失效时间"), null=True, blank=True)
+    usage_limit = models.PositiveIntegerField(_("可用次数"), null=True, blank=True, help_text=_("留空为不限"))
+    used_count = models.PositiveIntegerField(_("已用次数"), default=0)
+    active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("优惠券")
+        verbose_name_plural = _("优惠券")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(usage_limit__isnull=True) | Q(used_count__lte=models.F("usage_limit")),
+                name="coupon_not_overused",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING_PAYMENT = "pending_payment", _("待付款")
+    PAID = "paid", _("已付款")
+    AWAITING_SHIPMENT = "awaiting_shipment", _("待发货")
+    SHIPPED = "shipped", _("已发货")
+    COMPLETED = "completed", _("已完成")
+    CANCELLED = "cancelled", _("已取消")
+
+
+class OrderType(models.TextChoices):
+    NORMAL = "normal", _("普通订单")
+    PROMO = "promo", _("促销订单")
+    CUSTOM = "custom", _("定制订单")
+
+
+class CancelReason(models.TextChoices):
+    CUSTOMER_CHANGED_MIND = "changed_mind", _("不想要了")
+    WRONG_INFO = "wrong_info", _("信息填写错误")
+    DUPLICATE = "duplicate", _("重复下单")
+    TIMEOUT = "timeout", _("超时未支付")
+    OUT_OF_STOCK = "out_of_stock", _("缺货")
+    ADDRESS_ISSUE = "address_issue", _("地址无法送达")
+    RISK = "risk", _("风控拦截")
+    OTHER = "other", _("其他")
+
+
+# Reasons a customer may give through the storefront API; the rest are for staff and jobs.
+CUSTOMER_CANCEL_REASONS = [
+    CancelReason.CUSTOMER_CHANGED_MIND,
+    CancelReason.WRONG_INFO,
+    CancelReason.DUPLICATE,
+    CancelReason.OTHER,
+]
+
+
+class ReviewFlag(models.TextChoices):
+    LARGE_AMOUNT = "large_amount", _("大额订单人工复核")
+    RISK = "risk", _("风控")
+    REMARK = "remark", _("备注待阅")
+    ADDRESS = "address", _("地址问题")
+
+
+S = OrderStatus
+BEFORE_SHIPMENT = [S.PENDING_PAYMENT, S.PAID, S.AWAITING_SHIPMENT]
+
+
+def has_no_review_flags(order: Order) -> bool:
+    return not order.review_flags
+
+
+def is_cash_on_delivery(order: Order) -> bool:
+    return order.payment_method == PaymentMethod.COD
+
+
+def closed_by_timeout_and_unrefunded(order: Order) -> bool:
+    return order.cancel_reason == CancelReason.TIMEOUT and order.refunded_total == ZERO
+
+
+class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
+    order_no = models.CharField(_("订单号"), max_length=32, unique=True)
+    storefront = models.ForeignKey(
+        Storefront,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name=_("店铺"),
+    )
+    external_id = models.CharField(_("外部单号"), max_length=64)
+    request_fingerprint = models.CharField(_("请求指纹"), max_length=64, editable=False)
+    order_type = models.CharField(
+        _("订单类型"),
+        max_length=16,
+        choices=OrderType.choices,
+        default=OrderType.NORMAL,
+    )
+    payment_method = models.CharField(_("支付方式"), max_length=16, choices=PaymentMethod.choices)
+    status = FSMField(
+        _("状态"),
+        max_length=32,
+        choices=OrderStatus.choices,
+        default=S.PENDING_PAYMENT,
+        protected=True,
+    )
+
+    # customer snapshot
+    customer_name = models.CharField(_("顾客姓名"), max_length=64)
+    customer_mobile = models.CharField(_("顾客手机"), max_length=20, db_index=True)
+    customer_email = models.EmailField(_("顾客邮箱"), blank=True)
+    customer_member_id = models.CharField(_("会员号"), max_length=64, blank=True, db_index=True)
+
+    # shipping address snapshot
+    receiver = models.CharField(_("收货人"), max_length=64)
+    receiver_phone = models.CharField(_("收货电话"), max_length=20)
+    province = models.CharField(_("省"), max_length=32)
+    city = models.CharField(_("市"), max_length=32)
+    district = models.CharField(_("区/县"), max_length=32)
+    address_detail = models.CharField(_("详细地址"), max_length=200)
+    postcode = models.CharField(_("邮编"), max_length=6, blank=True)
+
+    # money
+    goods_total = models.DecimalField(_("商品金额"), **MONEY)
+    shipping_fee = models.DecimalField(_("运费"), **MONEY)
+    discount_total = models.DecimalField(_("优惠金额"), **MONEY)
+    payable_total = models.DecimalField(_("应付金额"), **MONEY)
+    paid_total = models.DecimalField(_("已付金额"), default=ZERO, **MONEY)
+    refunded_total = models.DecimalField(_("已退金额"), default=ZERO, **MONEY)
+    coupon = models.ForeignKey(
+        Coupon,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="orders",
+        verbose_name=_("优惠券"),
+    )
+
+    payment_deadline = models.DateTimeField(_("付款截止时间"), db_index=True)
+    remark = models.CharField(_("顾客备注"), max_length=500, blank=True)
+    review_flags = models.JSONField(_("复核标记"), default=list, blank=True)
+    cancel_reason = models.CharField(_("取消原因"), max_length=32, choices=CancelReason.choices, blank=True)
+    cancel_note = models.CharField(_("取消说明"), max_length=200, blank=True)
+    carrier = models.CharField(_("承运商"), max_length=64, blank=True)
+    tracking_no = models.CharField(_("运单号"), max_length=64, blank=True)
+
+    created_at = models.DateTimeField(_("下单时间"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    paid_at = models.DateTimeField(_("付款时间"), null=True, blank=True)
+    approved_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
+    shipped_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("取消时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("订单")
+        verbose_name_plural = _("订单")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["storefront", "external_id"], name="order_unique_external_id"),
+            models.CheckConstraint(condition=Q(payable_total__gte=0), name="order_payable_non_negative"),
+            models.CheckConstraint(
+                condition=Q(refunded_total__lte=models.F("paid_total")),
+                name="order_refund_le_paid",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "payment_deadline"])]
+        permissions = [("review_order", _("可审核需复核的订单"))]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+    # --- transitions: change only this row's fields; services do the rest ----
+
+    @transition(
+        field=status,
+        source=S.PENDING_PAYMENT,
+        target=S.PAID,
+        custom={"admin": False, "label": _("付款")},
+    )
+    def pay(self, *, amount: Decimal, at) -> None:
+        self.paid_total += amount
+        self.paid_at = at
+
+    @transition(
+        field=status,
+        source=S.PAID,
+        target=S.AWAITING_SHIPMENT,
+        conditions=[has_no_review_flags],
+        custom={"admin": True, "label": _("审核通过")},
+    )
+    def approve(self, *, at) -> None:
+        self.approved_at = at
+
+    @transition(
+        field=status,
+        source=S.PENDING_PAYMENT,
+        target=S.AWAITING_SHIPMENT,
+        conditions=[is_cash_on_delivery],
+        custom={"admin": True, "label": _("货到付款核实")},
+    )
+    def confirm_cod(self, *, at) -> None:
+        self.approved_at = at
+
+    @transition(
+        field=status,
+        source=S.AWAITING_SHIPMENT,
+        target=S.SHIPPED,
+        custom={"admin": True, "label": _("发货"), "form": "orders.forms.ShipForm"},
+    )
+    def ship(self, *, carrier: str, tracking_no: str, at) -> None:
+        self.carrier = carrier
+        self.tracking_no = tracking_no
+        self.shipped_at = at
+
+    @transition(
+        field=status,
+        source=S.SHIPPED,
+        target=S.COMPLETED,
+        custom={"admin": True, "label": _("确认收货")},
+    )
+    def complete(self, *, at) -> None:
+        self.completed_at = at
+
+    @transition(
+        field=status,
+        source=BEFORE_SHIPMENT,
+        target=S.CANCELLED,
+        custom={
+            "admin": True,
+            "label": _("取消订单"),
+            "form": "orders.forms.CancelForm",
+        },
+    )
+    def cancel(self, *, reason: str, note: str = "", at) -> None:
+        self.cancel_reason = reason
+        self.cancel_note = note
+        self.cancelled_at = at
+
+    @transition(
+        field=status,
+        source=S.CANCELLED,
+        target=S.PAID,
+        conditions=[closed_by_timeout_and_unrefunded],
+        custom={"admin": False, "label": _("迟到付款恢复")},
+    )
+    def revive(self, *, amount: Decimal, at) -> None:
+        self.paid_total += amount
+        self.paid_at = at
+        self.cancelled_at = None
+
+    @property
+    def is_before_shipment(self) -> bool:
+        return self.status in BEFORE_SHIPMENT
+
+    @property
+    def address_text(self) -> str:
+        return f"{self.province}{self.city}{self.district}{self.address_detail}"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="lines", verbose_name=_("订单"))
+    sku = models.ForeignKey(
+        "inventory.Sku",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("SKU"),
+    )
+    sku_code = models.CharField(_("SKU 编码"), max_length=64)
+    name = models.CharField(_("商品名称"), max_length=200)
+    spec = models.CharField(_("规格"), max_length=200, blank=True)
+    unit_price = models.DecimalField(_("单价"), **MONEY)
+    quantity = models.PositiveIntegerField(_("数量"))
+    line_total = models.DecimalField(_("小计"), **MONEY)
+    discount = models.DecimalField(_("分摊优惠"), default=ZERO, **MONEY)
+
+    class Meta:
+        verbose_name = _("订单行")
+        verbose_name_plural = _("订单行")
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(discount__lte=models.F("line_total")),
+                name="line_discount_le_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku_code} x{self.quantity}"
+
+
+class ActorKind(models.TextChoices):
+    STAFF = "staff", _("员工")
+    STOREFRONT = "storefront", _("店铺")
+    GATEWAY = "gateway", _("支付网关")
+    SYSTEM = "system", _("系统任务")
+
+
+class OrderEvent(models.Model):
+    """One entry of the order's append-only timeline. Written only by `order_event_record`."""
+
+    class Type(models.TextChoices):
+        CREATED = "created", _("下单")
+        PAY = "pay", _("付款")
+        APPROVE = "approve", _("审核通过")
+        CONFIRM_COD = "confirm_cod", _("货到付款核实")
+        SHIP = "ship", _("发货")
+        COMPLETE = "complete", _("确认收货")
+        CANCEL = "cancel", _("取消")
+        REVIVE = "revive", _("迟到付款恢复")
+        ADDRESS_CHANGED = "address_changed", _("修改地址")
+        REVIEW_CLEARED = "review_cleared", _("人工复核通过")
+        REFUND_REQUESTED = "refund_requested", _("发起退款")
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("订单"))
+    type = models.CharField(_("事件"), max_length=32, choices=Type.choices)
+    from_status = models.CharField(_("原状态"), max_length=32, choices=OrderStatus.choices, blank=True)
+    to_status = models.CharField(_("新状态"), max_length=32, choices=OrderStatus.choices, blank=True)
+    actor_kind = models.CharField(_("操作方类型"), max_length=16, choices=ActorKind.choices)
+    actor_label = models.CharField(_("操作方"), max_length=150)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("员工"),
+    )
+    reason = models.CharField(_("原因"), max_length=200, blank=True)
+    data = models.JSONField(_("附加信息"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("订单事件")
+        verbose_name_plural = _("订单事件")
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.type}"

@@ -1,0 +1,541 @@
+"""Every write to an order goes through one of these functions.
+
+Each opens a transaction, locks the order row, runs the django-fsm transition,
+saves, writes the timeline event, and queues side effects with on_commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_fsm import can_proceed
+
+from inventory.models import Sku
+from inventory.services import (
+    stock_consume,
+    stock_lock_and_plan,
+    stock_release,
+    stock_reserve,
+)
+from oms.errors import (
+    CouponNotApplicable,
+    IdempotencyConflict,
+    InvalidTransition,
+    PriceMismatch,
+    ReviewRequired,
+    ValidationFailed,
+)
+
+from .models import (
+    ActorKind,
+    CancelReason,
+    Coupon,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    ReviewFlag,
+    Storefront,
+)
+from .pricing import PricedLine, quote
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: a staff user, a storefront, a gateway, or a system job."""
+
+    kind: str
+    label: str
+    user: Any = None
+
+    @classmethod
+    def staff(cls, user) -> Actor:
+        return cls(kind=ActorKind.STAFF, label=user.get_username(), user=user)
+
+    @classmethod
+    def storefront(cls, storefront: Storefront) -> Actor:
+        return cls(kind=ActorKind.STOREFRONT, label=storefront.code)
+
+    @classmethod
+    def gateway(cls, channel: str) -> Actor:
+        return cls(kind=ActorKind.GATEWAY, label=channel)
+
+    @classmethod
+    def system(cls, job: str) -> Actor:
+        return cls(kind=ActorKind.SYSTEM, label=job)
+
+
+ADDRESS_FIELDS = (
+    "receiver",
+    "receiver_phone",
+    "province",
+    "city",
+    "district",
+    "address_detail",
+    "postcode",
+)
+
+
+@dataclass(frozen=True)
+class OrderInput:
+    """A storefront's order request after shape validation (see orders.api.serializers)."""
+
+    external_id: str
+    order_type: str
+    payment_method: str
+    customer: dict[str, str]
+    shipping_address: dict[str, str]
+    lines: list[dict[str, Any]]
+    coupon_code: str = ""
+    remark: str = ""
+    expected_total: Decimal | None = None
+
+    def fingerprint(self) -> str:
+        body = {
+            "external_id": self.external_id,
+            "order_type": self.order_type,
+            "payment_method": self.payment_method,
+            "customer": self.customer,
+            "shipping_address": self.shipping_address,
+            "lines": self.lines,
+            "coupon_code": self.coupon_code,
+            "remark": self.remark,
+            "expected_total": self.expected_total,
+        }
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def order_event_record(
+    *,
+    order: Order,
+    type: str,
+    actor: Actor,
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+    **data: Any,
+) -> OrderEvent:
+    """The one writer of OrderEvent rows."""
+    return OrderEvent.objects.create(
+        order=order,
+        type=type,
+        from_status=from_status,
+        to_status=to_status,
+        actor_kind=actor.kind,
+        actor_label=actor.label,
+        actor_user=actor.user,
+        reason=reason,
+        data=data,
+    )
+
+
+def payment_deadline_for(*, order_type: str, created: datetime) -> datetime:
+    minutes = settings.OMS_PAYMENT_TIMEOUT_MINUTES[order_type]
+    return created + timedelta(minutes=minutes)
+
+
+def _new_order_no(now: datetime) -> str:
+    # 8 date digits + 10 random digits: readable on the phone, unguessable, and a clash
+    # (about once a day at 100k orders/day) is retried by order_create.
+    return f"{timezone.localtime(now):%Y%m%d}{secrets.randbelow(10**10):010d}"
+
+
+def _check_replay(*, existing: Order, payload: OrderInput) -> Order:
+    if existing.request_fingerprint != payload.fingerprint():
+        raise IdempotencyConflict(details={"order_no": existing.order_no})
+    return existing
+
+
+def _resolve_skus(payload: OrderInput) -> list[Sku]:
+    codes = [line["sku"] for line in payload.lines]
+    found = {sku.code: sku for sku in Sku.objects.filter(code__in=codes)}
+    errors: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for index, code in enumerate(codes):
+        field = f"lines[{index}].sku"
+        if code in seen:
+            errors[field] = [_("同一订单中重复的 SKU，请合并为一行")]
+        elif code not in found:
+            errors[field] = [_("未知的 SKU：%(code)s") % {"code": code}]
+        elif not found[code].active:
+            errors[field] = [_("SKU 已下架：%(code)s") % {"code": code}]
+        seen.add(code)
+    if errors:
+        raise ValidationFailed(fields=errors)
+    return [found[code] for code in codes]
+
+
+def _resolve_coupon(code: str) -> Coupon | None:
+    if not code:
+        return None
+    coupon = Coupon.objects.filter(code=code).first()
+    if coupon is None:
+        raise CouponNotApplicable(
+            _("优惠券不存在"),
+            details={"reason": "unknown"},
+            fields={"coupon_code": [_("优惠券不存在")]},
+        )
+    return coupon
+
+
+def _redeem_coupon(coupon: Coupon) -> None:
+    """Count one use, atomically; the conditional UPDATE cannot overshoot the limit."""
+    used = Coupon.objects.filter(
+        Q(usage_limit__isnull=True) | Q(used_count__lt=F("usage_limit")),
+        pk=coupon.pk,
+        active=True,
+    ).update(used_count=F("used_count") + 1)
+    if not used:
+        raise CouponNotApplicable(_("优惠券已被领完"), details={"reason": "used_up"})
+
+
+def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime | None = None) -> tuple[Order, bool]:
+    """Price, reserve stock and create an order. Returns (order, created).
+
+    Idempotent on (storefront, external_id): the same body returns the existing order,
+    a different body raises IdempotencyConflict. The number of queries does not grow
+    with the number of lines.
+    """
+    existing = Order.objects.filter(storefront=storefront, external_id=payload.external_id).first()
+    if existing is not None:
+        return _check_replay(existing=existing, payload=payload), False
+
+    if payload.payment_method not in storefront.allowed_payment_methods:
+        raise ValidationFailed(fields={"payment_method": [_("本店铺不支持该支付方式")]})
+    skus = _resolve_skus(payload)
+    coupon = _resolve_coupon(payload.coupon_code)
+    now = now or timezone.now()
+    priced = quote(
+        lines=[
+            PricedLine(unit_price=sku.price, quantity=line["quantity"])
+            for sku, line in zip(skus, payload.lines, strict=True)
+        ],
+        coupon=coupon,
+        now=now,
+        shipping_fee=settings.OMS_SHIPPING_FEE,
+        free_shipping_threshold=settings.OMS_FREE_SHIPPING_THRESHOLD,
+    )
+    if payload.expected_total is not None and payload.expected_total != priced.payable_total:
+        raise PriceMismatch(details=priced.breakdown())
+
+    for attempt in range(3):
+        try:
+            return _order_insert(
+                storefront=storefront,
+                payload=payload,
+                skus=skus,
+                coupon=coupon,
+                priced=priced,
+                now=now,
+            ), True
+        except IntegrityError:
+            existing = Order.objects.filter(storefront=storefront, external_id=payload.external_id).first()
+            if existing is not None:  # a concurrent identical post won the race
+                return _check_replay(existing=existing, payload=payload), False
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _order_insert(*, storefront, payload: OrderInput, skus: list[Sku], coupon, priced, now) -> Order:
+    customer, address = payload.customer, payload.shipping_address
+    with transaction.atomic():
+        plan = stock_lock_and_plan(
+            demand={sku: line["quantity"] for sku, line in zip(skus, payload.lines, strict=True)}
+        )
+        if coupon is not None:
+            _redeem_coupon(coupon)
+        review_flags = []
+        if priced.payable_total >= settings.OMS_LARGE_ORDER_THRESHOLD:
+            review_flags.append(ReviewFlag.LARGE_AMOUNT.value)
+        order = Order.objects.create(
+            order_no=_new_order_no(now),
+            storefront=storefront,
+            external_id=payload.external_id,
+            request_fingerprint=payload.fingerprint(),
+            order_type=payload.order_type,
+            payment_method=payload.payment_method,
+            customer_name=customer["name"],
+            customer_mobile=customer["mobile"],
+            customer_email=customer.get("email", ""),
+            customer_member_id=customer.get("member_id", ""),
+            receiver=address["receiver"],
+            receiver_phone=address["phone"],
+            province=address["province"],
+            city=address["city"],
+            district=address["district"],
+            address_detail=address["detail"],
+            postcode=address.get("postcode", ""),
+            goods_total=priced.goods_total,
+            shipping_fee=priced.shipping_fee,
+            discount_total=priced.discount_total,
+            payable_total=priced.payable_total,
+            coupon=coupon,
+            payment_deadline=payment_deadline_for(order_type=payload.order_type, created=now),
+            remark=payload.remark,
+            review_flags=review_flags,
+        )
+        lines = OrderLine.objects.bulk_create(
+            [
+                OrderLine(
+                    order=order,
+                    sku=sku,
+                    sku_code=sku.code,
+                    name=sku.name,
+                    spec=sku.spec,
+                    unit_price=sku.price,
+                    quantity=line["quantity"],
+                    line_total=sku.price * line["quantity"],
+                    discount=share,
+                )
+                for sku, line, share in zip(skus, payload.lines, priced.line_discounts, strict=True)
+            ]
+        )
+        stock_reserve(plan=plan, line_ids_by_sku={line.sku_id: line.pk for line in lines})
+        order_event_record(
+            order=order,
+            type=OrderEvent.Type.CREATED,
+            actor=Actor.storefront(storefront),
+            to_status=order.status,
+            **priced.breakdown(),
+            review_flags=review_flags,
+        )
+    return order
+
+
+# --- transitions --------------------------------------------------------------
+
+
+def _lock(order: Order) -> Order:
+    return Order.objects.select_for_update().get(pk=order.pk)
+
+
+def _require(order: Order, action: str) -> None:
+    method = getattr(order, action)
+    if not can_proceed(method, check_conditions=False):
+        raise InvalidTransition(
+            _("订单当前状态为「%(status)s」，不能执行此操作") % {"status": order.get_status_display()},
+            details={"status": order.status, "action": action},
+        )
+
+
+def _transition(
+    order: Order,
+    action: str,
+    actor: Actor,
+    *,
+    event_reason: str = "",
+    event_data=None,
+    **kwargs,
+) -> Order:
+    from_status = order.status
+    _require(order, action)
+    if not can_proceed(getattr(order, action)):
+        raise InvalidTransition(details={"status": order.status, "action": action, "condition": "unmet"})
+    getattr(order, action)(**kwargs)
+    order.save()
+    order_event_record(
+        order=order,
+        type=action,
+        actor=actor,
+        from_status=from_status,
+        to_status=order.status,
+        reason=event_reason,
+        **(event_data or {}),
+    )
+    return order
+
+
+def order_pay(
+    *,
+    order: Order,
+    amount: Decimal,
+    actor: Actor,
+    at: datetime | None = None,
+    auto_approve: bool = True,
+    **data,
+) -> Order:
+    """Record that the payable amount arrived. Callers (payment reconciliation) have verified it."""
+    with transaction.atomic():
+        order = _lock(order)
+        _require(order, "pay")
+        if amount != order.payable_total:
+            raise ValidationFailed(
+                _("到账金额与应付金额不一致"),
+                fields={"amount": [_("应付 %(p)s，到账 %(a)s") % {"p": order.payable_total, "a": amount}]},
+            )
+        _transition(
+            order,
+            "pay",
+            actor,
+            event_data={"amount": str(amount), **data},
+            amount=amount,
+            at=at or timezone.now(),
+        )
+        if auto_approve and not order.review_flags:
+            _transition(order, "approve", Actor.system("auto_approve"), at=timezone.now())
+    return order
+
+
+def order_approve(*, order: Order, actor: Actor) -> Order:
+    """审核通过. Orders with review flags need a staff user holding orders.review_order."""
+    with transaction.atomic():
+        order = _lock(order)
+        _require(order, "approve")
+        if order.review_flags:
+            user = actor.user
+            if user is None or not user.has_perm("orders.review_order"):
+                raise ReviewRequired(details={"review_flags": order.review_flags})
+            cleared = list(order.review_flags)
+            order.review_flags = []
+            order.save(update_fields=["review_flags", "updated_at"])
+            order_event_record(
+                order=order,
+                type=OrderEvent.Type.REVIEW_CLEARED,
+                actor=actor,
+                flags=cleared,
+            )
+        return _transition(order, "approve", actor, at=timezone.now())
+
+
+def order_confirm_cod(*, order: Order, actor: Actor) -> Order:
+    """货到付款核实: customer service verified a cash-on-delivery order by phone."""
+    with transaction.atomic():
+        order = _lock(order)
+        _require(order, "confirm_cod")
+        return _transition(order, "confirm_cod", actor, at=timezone.now())
+
+
+def order_ship(*, order: Order, actor: Actor, carrier: str, tracking_no: str) -> Order:
+    """Minimal shipping: one package for the whole order. Fulfillment deepens this later."""
+    if not carrier.strip() or not tracking_no.strip():
+        raise ValidationFailed(fields={"tracking_no": [_("请填写承运商和运单号")]})
+    with transaction.atomic():
+        order = _lock(order)
+        _require(order, "ship")
+        stock_consume(order_line_ids=order.lines.values_list("pk", flat=True))
+        return _transition(
+            order,
+            "ship",
+            actor,
+            event_data={"carrier": carrier, "tracking_no": tracking_no},
+            carrier=carrier.strip(),
+            tracking_no=tracking_no.strip(),
+            at=timezone.now(),
+        )
+
+
+def order_complete(*, order: Order, actor: Actor) -> Order:
+    """确认收货, by the customer or by the receipt-confirmation job."""
+    with transaction.atomic():
+        order = _lock(order)
+        _require(order, "complete")
+        return _transition(order, "complete", actor, at=timezone.now())
+
+
+def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "") -> Order:
+    """Cancel before anything ships: release stock, give back the coupon use, and when
+    money was received, request a full refund through the original route in the same transaction.
+    """
+    if reason not in CancelReason.values:
+        raise ValidationFailed(fields={"reason": [_("无效的取消原因")]})
+    from payments.services import refund_request_full
+
+    with transaction.atomic():
+        order = _lock(order)
+        _require(order, "cancel")
+        was_unpaid = order.status == OrderStatus.PENDING_PAYMENT
+        released = stock_release(order_line_ids=order.lines.values_list("pk", flat=True))
+        if order.coupon_id and was_unpaid:
+            Coupon.objects.filter(pk=order.coupon_id, used_count__gt=0).update(used_count=F("used_count") - 1)
+        _transition(
+            order,
+            "cancel",
+            actor,
+            event_reason=str(CancelReason(reason).label),
+            event_data={
+                "reason_code": reason,
+                "note": note,
+                "released_units": released,
+            },
+            reason=reason,
+            note=note,
+            at=timezone.now(),
+        )
+        refund = refund_request_full(order=order, reason=_("订单取消"), requested_by=actor.label)
+        if refund is not None:
+            order_event_record(
+                order=order,
+                type=OrderEvent.Type.REFUND_REQUESTED,
+                actor=actor,
+                out_refund_no=refund.out_refund_no,
+                amount=str(refund.amount),
+            )
+    return order
+
+
+def order_revive(*, order: Order, amount: Decimal, actor: Actor, **data) -> Order:
+    """A late payment for an order closed by timeout: take it back if the stock is still there."""
+    with transaction.atomic():
+        order = _lock(order)
+        _require(order, "revive")
+        if amount != order.payable_total:
+            raise ValidationFailed(fields={"amount": [_("到账金额与应付金额不一致")]})
+        lines = list(order.lines.select_related("sku"))
+        plan = stock_lock_and_plan(demand={line.sku: line.quantity for line in lines})
+        stock_reserve(plan=plan, line_ids_by_sku={line.sku_id: line.pk for line in lines})
+        _transition(
+            order,
+            "revive",
+            actor,
+            event_data={"amount": str(amount), **data},
+            amount=amount,
+            at=timezone.now(),
+        )
+    return order
+
+
+def order_change_address(*, order: Order, actor: Actor, address: dict[str, str]) -> Order:
+    """Change some or all of the shipping address before shipment.
+
+    `address` uses the API names (receiver, phone, province, city, district, detail, postcode);
+    fields not given keep their values. The old and new values go on the timeline.
+    """
+    with transaction.atomic():
+        order = _lock(order)
+        if not order.is_before_shipment:
+            raise InvalidTransition(
+                _("订单已发货或已结束，不能修改地址"),
+                details={"status": order.status, "action": "change_address"},
+            )
+        api_names = {"phone": "receiver_phone", "detail": "address_detail"}
+        mapping = {api_names.get(key, key): value for key, value in address.items()}
+        if not mapping:
+            raise ValidationFailed(fields={"non_field_errors": [_("请至少提供一个地址字段")]})
+        unknown = set(mapping) - set(ADDRESS_FIELDS)
+        if unknown:
+            raise ValidationFailed(fields={name: [_("未知字段")] for name in sorted(unknown)})
+        old = {name: getattr(order, name) for name in mapping}
+        for name, value in mapping.items():
+            setattr(order, name, value)
+        order.save(update_fields=[*mapping, "updated_at"])
+        order_event_record(
+            order=order,
+            type=OrderEvent.Type.ADDRESS_CHANGED,
+            actor=actor,
+            old=old,
+            new=mapping,
+        )
+    return order
