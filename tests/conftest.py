@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from inventory.models import Sku, StockLevel, Warehouse
+from orders.models import Storefront, StorefrontAPIKey
+
+ORDER_BODY = {
+    "external_id": "WEB-10001",
+    "order_type": "normal",
+    "payment_method": "alipay",
+    "customer": {"name": "张小姐", "mobile": "13800138000", "email": "zhang@example.com", "member_id": "M001"},
+    "shipping_address": {
+        "receiver": "张小姐",
+        "phone": "13800138000",
+        "province": "浙江省",
+        "city": "杭州市",
+        "district": "西湖区",
+        "detail": "文三路100号",
+        "postcode": "310000",
+    },
+    "lines": [{"sku": "TSHIRT-L-BLK", "quantity": 3}],
+    "remark": "请尽快发货",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `postgres` need real row locks; skip them on SQLite."""
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def order_body():
+    """A valid order request, deep-copied so a test can change it freely."""
+    return copy.deepcopy(ORDER_BODY)
+
+
+@pytest.fixture
+def warehouse(db):
+    return Warehouse.objects.create(code="HZ01", name="杭州主仓")
+
+
+@pytest.fixture
+def make_sku(db, warehouse):
+    def make(code: str, price: str = "70.00", stock: int = 100, *, active: bool = True, spec: str = "") -> Sku:
+        sku = Sku.objects.create(
+            code=code, name=f"商品 {code}", spec=spec or "默认", price=Decimal(price), active=active
+        )
+        StockLevel.objects.create(sku=sku, warehouse=warehouse, on_hand=stock)
+        return sku
+
+    return make
+
+
+@pytest.fixture
+def tshirt(make_sku):
+    return make_sku("TSHIRT-L-BLK", "70.00", 100, spec="L码 黑色")
+
+
+@pytest.fixture
+def storefront(db):
+    return Storefront.objects.create(code="web", name="官网")
+
+
+def client_for(storefront: Storefront) -> APIClient:
+    _, key = StorefrontAPIKey.objects.create_key(name="test", storefront=storefront)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
+
+@pytest.fixture
+def api(storefront):
+    return client_for(storefront)
+
+
+@pytest.fixture
+def create_order(api, order_body, tshirt):
+    """Post an order through the API and return the JSON; keyword overrides change the body."""
+    counter = {"n": 0}
+
+    def create(**overrides):
+        counter["n"] += 1
+        body = copy.deepcopy(order_body)
+        body["external_id"] = f"T-{counter['n']}"
+        body.update(overrides)
+        response = api.post("/api/v1/orders/", body, format="json")
+        assert response.status_code == 201, response.json()
+        return response.json()
+
+    return create

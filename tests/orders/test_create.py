@@ -1,0 +1,204 @@
+"""Order create: idempotency, stock races, isolation, and a query bound that does not grow with lines."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import pytest
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+
+from inventory.models import Reservation, StockLevel
+from orders import services
+from orders.models import Order, OrderEvent
+from orders.services import OrderInput
+from tests.conftest import client_for
+
+
+def test_same_body_twice_returns_the_same_order(api, order_body, tshirt):
+    first = api.post("/api/v1/orders/", order_body, format="json")
+    second = api.post("/api/v1/orders/", order_body, format="json")
+    assert first.status_code == 201
+    assert second.status_code == 200
+    assert second.json()["order_no"] == first.json()["order_no"]
+    assert Order.objects.count() == 1
+    assert StockLevel.objects.get(sku=tshirt).reserved == 3  # reserved once, not twice
+
+
+def test_same_external_id_with_different_body_is_409(api, order_body, tshirt):
+    api.post("/api/v1/orders/", order_body, format="json")
+    order_body["lines"][0]["quantity"] = 4
+    response = api.post("/api/v1/orders/", order_body, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_conflict"
+    assert Order.objects.count() == 1
+    assert StockLevel.objects.get(sku=tshirt).reserved == 3
+
+
+def test_same_external_id_in_two_storefronts_are_two_orders(api, order_body, tshirt):
+    from orders.models import Storefront
+
+    other = client_for(Storefront.objects.create(code="app", name="App"))
+    assert api.post("/api/v1/orders/", order_body, format="json").status_code == 201
+    assert other.post("/api/v1/orders/", order_body, format="json").status_code == 201
+    assert Order.objects.count() == 2
+
+
+def test_storefront_cannot_read_another_storefronts_order(api, order_body, tshirt):
+    from orders.models import Storefront
+
+    order_no = api.post("/api/v1/orders/", order_body, format="json").json()["order_no"]
+    other = client_for(Storefront.objects.create(code="app", name="App"))
+    assert api.get(f"/api/v1/orders/{order_no}/").status_code == 200
+    for response in (
+        other.get(f"/api/v1/orders/{order_no}/"),
+        other.post(f"/api/v1/orders/{order_no}/cancel/", {"reason": "changed_mind"}, format="json"),
+        other.patch(f"/api/v1/orders/{order_no}/address/", {"detail": "别处"}, format="json"),
+    ):
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+    assert Order.objects.get().status == "pending_payment"
+
+
+def test_insufficient_stock_is_409_listing_availability(api, order_body, make_sku):
+    make_sku("RARE", "10.00", stock=1)
+    make_sku("PLENTY", "10.00", stock=50)
+    order_body["lines"] = [{"sku": "RARE", "quantity": 3}, {"sku": "PLENTY", "quantity": 2}]
+    response = api.post("/api/v1/orders/", order_body, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "insufficient_stock"
+    assert response.json()["details"] == {"RARE": {"requested": 3, "available": 1}}
+    assert Order.objects.count() == 0
+    assert sum(StockLevel.objects.values_list("reserved", flat=True)) == 0
+
+
+def test_line_split_across_warehouses(api, order_body, tshirt):
+    from inventory.models import Warehouse
+
+    StockLevel.objects.filter(sku=tshirt).update(on_hand=2)
+    second = Warehouse.objects.create(code="GZ01", name="广州分仓")
+    StockLevel.objects.create(sku=tshirt, warehouse=second, on_hand=5)
+    assert api.post("/api/v1/orders/", order_body, format="json").status_code == 201
+    assert sorted(Reservation.objects.values_list("quantity", flat=True)) == [1, 2]
+    assert sorted(StockLevel.objects.values_list("reserved", flat=True)) == [1, 2]
+
+
+def _payload(body: dict, **overrides) -> OrderInput:
+    body = {**copy.deepcopy(body), **overrides}
+    return OrderInput(
+        external_id=body["external_id"],
+        order_type=body["order_type"],
+        payment_method=body["payment_method"],
+        customer=body["customer"],
+        shipping_address=body["shipping_address"],
+        lines=body["lines"],
+        remark=body.get("remark", ""),
+    )
+
+
+def test_create_query_count_does_not_grow_with_lines(storefront, order_body, make_sku, django_assert_max_num_queries):
+    for index in range(20):
+        make_sku(f"SKU-{index}", "10.00")
+
+    def count_for(lines: int, external_id: str) -> int:
+        payload = _payload(
+            order_body, external_id=external_id, lines=[{"sku": f"SKU-{i}", "quantity": 1} for i in range(lines)]
+        )
+        with CaptureQueriesContext(connection) as captured:
+            services.order_create(storefront=storefront, payload=payload)
+        return len(captured)
+
+    one, twenty = count_for(1, "Q-1"), count_for(20, "Q-20")
+    assert one == twenty
+    with django_assert_max_num_queries(12):
+        services.order_create(
+            storefront=storefront,
+            payload=_payload(
+                order_body, external_id="Q-3", lines=[{"sku": f"SKU-{i}", "quantity": 2} for i in range(3)]
+            ),
+        )
+
+
+def test_api_create_query_bound(api, order_body, make_sku, django_assert_max_num_queries):
+    for index in range(10):
+        make_sku(f"SKU-{index}", "10.00")
+    order_body["lines"] = [{"sku": f"SKU-{i}", "quantity": 1} for i in range(10)]
+    with django_assert_max_num_queries(16):
+        assert api.post("/api/v1/orders/", order_body, format="json").status_code == 201
+
+
+def _run_threads(count: int, work) -> list:
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def runner(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except Exception as exc:  # the result is inspected by the test
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_orders_for_ten_units_exactly_ten_win(storefront, order_body, make_sku):
+    from oms.errors import InsufficientStock
+
+    sku = make_sku("HOT", "99.00", stock=10)
+    results = _run_threads(
+        50,
+        lambda i: services.order_create(
+            storefront=storefront,
+            payload=_payload(order_body, external_id=f"RACE-{i}", lines=[{"sku": "HOT", "quantity": 1}]),
+        ),
+    )
+    winners = [r for r in results if isinstance(r, tuple)]
+    losers = [r for r in results if isinstance(r, InsufficientStock)]
+    assert len(winners) == 10, [r for r in results if not isinstance(r, (tuple, InsufficientStock))]
+    assert len(losers) == 40
+    level = StockLevel.objects.get(sku=sku)
+    assert (level.on_hand, level.reserved) == (10, 10)
+    assert Order.objects.count() == 10
+    assert Reservation.objects.filter(status="active").count() == 10
+    assert OrderEvent.objects.filter(type="created").count() == 10
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_multi_sku_orders_do_not_deadlock(storefront, order_body, make_sku):
+    make_sku("A", "10.00", stock=100)
+    make_sku("B", "10.00", stock=100)
+
+    def work(i: int):
+        lines = [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}]
+        if i % 2:
+            lines.reverse()  # opposite line order must not deadlock: rows are locked by primary key
+        return services.order_create(
+            storefront=storefront, payload=_payload(order_body, external_id=f"DL-{i}", lines=lines)
+        )
+
+    results = _run_threads(20, work)
+    assert all(isinstance(r, tuple) for r in results), results
+    assert sorted(StockLevel.objects.values_list("reserved", flat=True)) == [20, 20]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_posts_create_one_order(storefront, order_body, tshirt):
+    payload = _payload(order_body)
+    results = _run_threads(10, lambda i: services.order_create(storefront=storefront, payload=payload))
+    assert all(isinstance(r, tuple) for r in results), results
+    assert len({order.order_no for order, _ in results}) == 1
+    assert sum(1 for _, created in results if created) == 1
+    assert Order.objects.count() == 1
+    assert StockLevel.objects.get(sku=tshirt).reserved == 3
