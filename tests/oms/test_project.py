@@ -1,0 +1,78 @@
+"""Project-level behaviour: docs, throttling, management commands."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+
+from orders.models import Order, Storefront, StorefrontAPIKey
+
+
+def test_schema_and_offline_docs(client, db):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/orders/" in schema.content
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    page = docs.content.decode()
+    assert "drf_spectacular_sidecar/swagger-ui-dist" in page  # served locally, not from a CDN
+    assert "cdn." not in page
+
+
+def test_throttle_is_per_storefront(api, monkeypatch, tshirt):
+    from orders.api.auth import StorefrontRateThrottle
+    from tests.conftest import client_for
+
+    monkeypatch.setattr(StorefrontRateThrottle, "THROTTLE_RATES", {"storefront": "3/min"})
+    cache.clear()
+    codes = [api.get("/api/v1/orders/nope/").status_code for _ in range(4)]
+    assert codes == [404, 404, 404, 429]
+    assert api.get("/api/v1/orders/nope/").json()["code"] == "throttled"
+    other = client_for(Storefront.objects.create(code="other", name="Other"))
+    assert other.get("/api/v1/orders/nope/").status_code == 404  # its own budget
+    cache.clear()
+
+
+def test_create_storefront_prints_a_working_key_once(db, client):
+    out = StringIO()
+    call_command("create_storefront", "Mini Program", "--code", "mini", stdout=out)
+    key = out.getvalue().strip().splitlines()[-1]
+    stored = StorefrontAPIKey.objects.get(storefront__code="mini")
+    assert key not in (stored.hashed_key, stored.id)  # only the hash is stored
+    assert client.get("/api/v1/orders/nope/", HTTP_AUTHORIZATION=f"Api-Key {key}").status_code == 404
+    assert client.get("/api/v1/orders/nope/", HTTP_AUTHORIZATION=f"Api-Key {key}x").status_code == 401
+
+
+def test_seed_demo_is_idempotent(db, tmp_path, monkeypatch):
+    from orders.management.commands import seed_demo
+
+    monkeypatch.setattr(seed_demo, "CREDENTIALS_FILE", tmp_path / "demo.json")
+    call_command("seed_demo", stdout=StringIO())
+    counts = Order.objects.count(), StorefrontAPIKey.objects.count()
+    call_command("seed_demo", stdout=StringIO())
+    assert (Order.objects.count(), StorefrontAPIKey.objects.count()) == counts
+    statuses = set(Order.objects.values_list("status", flat=True))
+    assert statuses == {"pending_payment", "paid", "awaiting_shipment", "shipped", "completed", "cancelled"}
+    credentials = json.loads((tmp_path / "demo.json").read_text())
+    assert StorefrontAPIKey.objects.is_valid(credentials["api_key"])
+    from django.contrib.auth.models import Group
+
+    assert set(Group.objects.values_list("name", flat=True)) >= {"客服", "仓储", "财务", "运营"}
+    assert Group.objects.get(name="财务").permissions.filter(codename="review_order").exists()
+
+
+@pytest.mark.parametrize("settings_module", ["oms.settings.prod"])
+def test_production_settings_require_a_secret_key(settings_module):
+    import subprocess
+    import sys
+
+    env = {"DJANGO_SETTINGS_MODULE": settings_module, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr

@@ -1,0 +1,110 @@
+"""The admin must simply work and be safe: transitions through services, a reason for cancel, no delete."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+
+from inventory.models import StockLevel
+from orders import services
+from orders.models import Order, OrderEvent
+
+
+@pytest.fixture
+def staff_client(client, db):
+    user = User.objects.create_user("kefu", password="pw-12345678", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_order", "change_order", "view_orderline", "view_orderevent"])
+    )
+    client.force_login(user)
+    return client
+
+
+def change_form_post(order: Order, transition: str) -> dict[str, str]:
+    """What the browser sends when a transition button on the change page is clicked."""
+    data = {"_fsm_transition_to": transition}
+    for prefix in ("lines", "events"):
+        count = str(order.lines.count() if prefix == "lines" else order.events.count())
+        data |= {f"{prefix}-TOTAL_FORMS": count, f"{prefix}-INITIAL_FORMS": count}
+        data |= {f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000"}
+    return data
+
+
+@pytest.fixture
+def order(create_order):
+    return Order.objects.get(order_no=create_order()["order_no"])
+
+
+def test_changelist_and_change_page_render_in_chinese(staff_client, order, django_assert_max_num_queries):
+    with django_assert_max_num_queries(12):
+        response = staff_client.get("/admin/orders/order/")
+    assert response.status_code == 200
+    assert "待付款" in response.content.decode()
+    response = staff_client.get(f"/admin/orders/order/{order.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "取消订单" in page  # the cancel transition button
+    assert "下单" in page  # the timeline
+
+
+def test_changelist_query_count_does_not_grow_with_orders(staff_client, create_order, django_assert_max_num_queries):
+    for _ in range(30):
+        create_order()
+    with django_assert_max_num_queries(12):
+        assert staff_client.get("/admin/orders/order/").status_code == 200
+
+
+def test_cancel_button_asks_for_a_reason_and_runs_the_service(staff_client, order):
+    response = staff_client.post(f"/admin/orders/order/{order.pk}/change/", change_form_post(order, "cancel"))
+    form_url = f"/admin/orders/order/{order.pk}/transition/cancel/"
+    assert response.status_code == 302 and response["Location"] == form_url
+    assert staff_client.get(form_url).status_code == 200
+
+    # no reason: the form is shown again and nothing changes
+    assert staff_client.post(form_url, {"reason": ""}).status_code == 200
+    order.refresh_from_db()
+    assert order.status == "pending_payment"
+
+    response = staff_client.post(form_url, {"reason": "out_of_stock", "note": "仓库盘点缺货"})
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason, order.cancel_note) == ("cancelled", "out_of_stock", "仓库盘点缺货")
+    event = order.events.get(type=OrderEvent.Type.CANCEL)
+    assert (event.actor_kind, event.actor_label) == ("staff", "kefu")
+    assert StockLevel.objects.get().reserved == 0  # the service released the stock
+
+
+def test_admin_cannot_run_payment_only_transitions(staff_client, order):
+    response = staff_client.post(f"/admin/orders/order/{order.pk}/change/", change_form_post(order, "pay"))
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.status == "pending_payment"
+    assert not order.events.filter(type="pay").exists()
+
+
+def test_large_order_approval_needs_the_review_permission(staff_client, make_sku, create_order, settings):
+    settings.OMS_LARGE_ORDER_THRESHOLD = 100
+    make_sku("BIG", "500.00")
+    order = Order.objects.get(order_no=create_order(lines=[{"sku": "BIG", "quantity": 1}])["order_no"])
+    services.order_pay(order=order, amount=order.payable_total, actor=services.Actor.gateway("test"))
+    order.refresh_from_db()
+    assert order.status == "paid"
+
+    action = {"action": "approve_reviewed", "_selected_action": [order.pk]}
+    staff_client.post("/admin/orders/order/", action)
+    order.refresh_from_db()
+    assert order.status == "paid"  # the action is not even offered without orders.review_order
+
+    user = User.objects.get(username="kefu")
+    user.user_permissions.add(Permission.objects.get(codename="review_order"))
+    staff_client.post("/admin/orders/order/", action)
+    order.refresh_from_db()
+    assert (order.status, order.review_flags) == ("awaiting_shipment", [])
+    assert order.events.filter(type="review_cleared").exists()
+
+
+def test_nothing_can_be_deleted(admin_client, order):
+    assert admin_client.get(f"/admin/orders/order/{order.pk}/delete/").status_code in (302, 403)
+    assert Order.objects.filter(pk=order.pk).exists()
+    for url in ("/admin/orders/order/", "/admin/orders/orderevent/", "/admin/inventory/stocklevel/"):
+        assert "delete_selected" not in admin_client.get(url).content.decode()
