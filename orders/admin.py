@@ -10,11 +10,16 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django_fsm.admin import FSMAdminMixin
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
 from oms.errors import DomainError
 
 from . import services
 from .models import Coupon, Order, OrderEvent, OrderLine, Storefront, StorefrontAPIKey
+
+# The library's own key model is not used: every key here belongs to a storefront.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
 
 
 class NoDeleteMixin:

@@ -144,8 +144,9 @@ def is_cash_on_delivery(order: Order) -> bool:
     return order.payment_method == PaymentMethod.COD
 
 
-def closed_by_timeout_and_unrefunded(order: Order) -> bool:
-    return order.cancel_reason == CancelReason.TIMEOUT and order.refunded_total == ZERO
+def closed_unpaid_by_timeout(order: Order) -> bool:
+    """Only an order the timeout closed before any money arrived may be revived by a late payment."""
+    return order.cancel_reason == CancelReason.TIMEOUT and order.paid_total == ZERO and order.refunded_total == ZERO
 
 
 class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
@@ -309,7 +310,7 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         field=status,
         source=S.CANCELLED,
         target=S.PAID,
-        conditions=[closed_by_timeout_and_unrefunded],
+        conditions=[closed_unpaid_by_timeout],
         custom={"admin": False, "label": _("迟到付款恢复")},
     )
     def revive(self, *, amount: Decimal, at) -> None:

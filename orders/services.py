@@ -38,13 +38,13 @@ from oms.errors import (
 )
 
 from .models import (
+    ZERO,
     ActorKind,
     CancelReason,
     Coupon,
     Order,
     OrderEvent,
     OrderLine,
-    OrderStatus,
     ReviewFlag,
     Storefront,
 )
@@ -456,7 +456,7 @@ def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "") -> 
     with transaction.atomic():
         order = _lock(order)
         _require(order, "cancel")
-        was_unpaid = order.status == OrderStatus.PENDING_PAYMENT
+        was_unpaid = order.paid_total == ZERO  # also a confirmed cash-on-delivery order
         released = stock_release(order_line_ids=order.lines.values_list("pk", flat=True))
         if order.coupon_id and was_unpaid:
             Coupon.objects.filter(pk=order.coupon_id, used_count__gt=0).update(used_count=F("used_count") - 1)

@@ -10,13 +10,14 @@ from rest_framework import serializers
 from orders.models import CUSTOMER_CANCEL_REASONS, Order, OrderType, PaymentMethod
 from orders.services import OrderInput
 
-MAINLAND_MOBILE = RegexValidator(r"^1[3-9]\d{9}$", _("请输入有效的中国大陆手机号"), code="invalid_mobile")
+# [0-9], not \d: \d also matches full-width digits, which SMS gateways and lookups cannot use.
+MAINLAND_MOBILE = RegexValidator(r"^1[3-9][0-9]{9}$", _("请输入有效的中国大陆手机号"), code="invalid_mobile")
 PHONE = RegexValidator(
-    r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$",
+    r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$",
     _("请输入有效的手机号或固定电话"),
     code="invalid_phone",
 )
-POSTCODE = RegexValidator(r"^\d{6}$", _("邮编应为 6 位数字"), code="invalid_postcode")
+POSTCODE = RegexValidator(r"^[0-9]{6}$", _("邮编应为 6 位数字"), code="invalid_postcode")
 
 
 def text(max_length: int, required: bool = True, **kwargs):
