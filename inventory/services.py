@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.db.models import F
+from django.utils import timezone
 
 from oms.errors import InsufficientStock
 
@@ -67,10 +68,12 @@ def stock_reserve(*, plan: StockPlan, line_ids_by_sku: Mapping[int, int]) -> lis
     """Apply a plan made by `stock_lock_and_plan` in the same transaction."""
     reservations = []
     touched = []
+    now = timezone.now()
     for sku_id, takes in plan.takes.items():
         for level_id, qty in takes:
             level = plan.levels[level_id]
             level.reserved += qty
+            level.updated_at = now
             touched.append(level)
             reservations.append(
                 Reservation(
@@ -79,7 +82,7 @@ def stock_reserve(*, plan: StockPlan, line_ids_by_sku: Mapping[int, int]) -> lis
                     quantity=qty,
                 )
             )
-    StockLevel.objects.bulk_update(touched, ["reserved"])
+    StockLevel.objects.bulk_update(touched, ["reserved", "updated_at"])
     return Reservation.objects.bulk_create(reservations)
 
 
@@ -93,12 +96,14 @@ def _settle(*, order_line_ids: Iterable[int], to_status: str, deduct_on_hand: bo
     for reservation in reservations:
         per_level[reservation.stock_level_id] += reservation.quantity
     levels = list(StockLevel.objects.select_for_update().filter(pk__in=list(per_level)).order_by("pk"))
+    now = timezone.now()
     for level in levels:
+        level.updated_at = now
         level.reserved -= per_level[level.pk]
         if deduct_on_hand:
             level.on_hand -= per_level[level.pk]
-    StockLevel.objects.bulk_update(levels, ["reserved", "on_hand"])
-    Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(status=to_status)
+    StockLevel.objects.bulk_update(levels, ["reserved", "on_hand", "updated_at"])
+    Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(status=to_status, updated_at=now)
     return sum(per_level.values())
 
 

@@ -1,7 +1,9 @@
 """Every write to an order goes through one of these functions.
 
 Each opens a transaction, locks the order row, runs the django-fsm transition,
-saves, writes the timeline event, and queues side effects with on_commit.
+saves and writes the timeline event. Side effects that must not be lost (a refund
+to execute, a message to send) are written as rows in the same transaction and
+delivered after commit.
 """
 
 from __future__ import annotations

@@ -1,0 +1,875 @@
+"""Order intake: orders/s through the storefront API, beside the raw-SQL floor, in one run.
+
+What is measured
+----------------
+HTTP   N orders (default 2,000) are POSTed to ``/api/v1/orders/`` on a real gunicorn server
+       (sync workers, ``oms.wsgi:application``) by C client threads (default 8), each with its
+       own ``requests.Session``. Every order has a unique ``external_id`` and 1-3 lines. Printed:
+       orders/s (201 answers / wall time of the run), p50/p99 latency of the 201 answers, and
+       the count and first few bodies of any non-201 answer.
+
+floor  The same N orders (same SKUs and quantities, order by order) written with raw SQL through
+       psycopg2 by C threads, each with its own connection, one transaction per order:
+       ``SELECT ... FOR UPDATE`` the SKUs' stock rows ordered by id, ``UPDATE`` their
+       ``reserved``, ``INSERT`` the order, its lines, one reservation per line and the "created"
+       event, ``COMMIT``. These are the rows the API writes; the floor leaves out everything
+       else the API does (API-key lookup, throttle, idempotency and SKU reads, re-reading the
+       order for the answer, HTTP, JSON, Django), so it is the rate the API could approach.
+
+ratio  HTTP orders/s divided by floor orders/s, and its inverse ("x slower").
+
+Client threads, gunicorn, Redis and PostgreSQL all share this machine's cores; everything talks
+to 127.0.0.1 only. The server runs ``oms.settings.dev`` with ``DEBUG=false`` (or
+``--settings oms.settings.prod`` with ``SECURE_SSL_REDIRECT=false``), ``API_THROTTLE_RATE``
+set high enough that throttling never answers 429.
+
+Each run starts from scratch: it drops and re-creates the database named in ``--database-url``
+(the name must contain "bench"), runs ``manage.py migrate``, creates a storefront and API key
+with ``manage.py create_storefront``, a warehouse and SKUs with stock for every order of both
+runs, starts gunicorn on a free port, warms it up, runs the HTTP load, stops gunicorn (always),
+runs the floor, checks that both runs wrote the same rows, prints the results and drops the
+database (unless ``--keep-db``).
+
+Run
+---
+    .venv/bin/python bench/order_intake.py                  # 2,000 orders, 8 clients
+    .venv/bin/python bench/order_intake.py -n 200 -c 4 --workers 2 --lines 2 --keep-db
+
+The exit status is 1 if either run had an error or the row check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import requests
+from psycopg2 import sql
+from psycopg2.extensions import connection as PgConnection
+from psycopg2.extras import Json, execute_values
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the virtualenv's bin/, where gunicorn lives
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/oms_bench"
+THROTTLE_RATE = "1000000/min"
+STOCK_PER_SKU = 10**9
+ERRORS_SHOWN = 5
+HTTP_TIMEOUT_S = 60.0
+SERVER_START_TIMEOUT_S = 60.0
+
+HTTP_PREFIX = "BENCH-HTTP-"
+FLOOR_PREFIX = "BENCH-SQL-"
+WARMUP_PREFIX = "BENCH-WARMUP-"
+
+# (code, name, spec, price); more SKUs than these get generated names.
+CATALOG: list[tuple[str, str, str, str]] = [
+    ("BENCH-TSHIRT-L-BLK", "纯棉T恤", "L码 黑色", "70.00"),
+    ("BENCH-MUG-350", "陶瓷马克杯", "350ml 白色", "39.90"),
+    ("BENCH-CAP-RED", "棒球帽", "均码 红色", "59.00"),
+]
+
+# The request body of tests/conftest.py ORDER_BODY, minus external_id and lines.
+CUSTOMER = {"name": "张小姐", "mobile": "13800138000", "email": "zhang@example.com", "member_id": "M001"}
+ADDRESS = {
+    "receiver": "张小姐",
+    "phone": "13800138000",
+    "province": "浙江省",
+    "city": "杭州市",
+    "district": "西湖区",
+    "detail": "文三路100号",
+    "postcode": "310000",
+}
+ORDER_TYPE = "normal"
+PAYMENT_METHOD = "alipay"
+REMARK = "请尽快发货"
+
+# The pricing settings the server reads (oms/settings/base.py); the floor prices the same way.
+SHIPPING_FEE = Decimal(os.environ.get("OMS_SHIPPING_FEE", "10.00"))
+FREE_SHIPPING_THRESHOLD = Decimal(os.environ.get("OMS_FREE_SHIPPING_THRESHOLD", "99.00"))
+PAYMENT_TIMEOUT = timedelta(minutes=int(os.environ.get("OMS_PAYMENT_TIMEOUT_NORMAL_MINUTES", str(24 * 60))))
+ZERO = Decimal("0.00")
+
+OrderLines = tuple[tuple[int, int], ...]  # ((sku index, quantity), ...)
+
+
+# --- options ------------------------------------------------------------------
+
+
+def lines_range(text: str) -> tuple[int, int]:
+    """'2' -> (2, 2); '1-3' -> (1, 3)."""
+    low, _, high = text.partition("-")
+    try:
+        lo, hi = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH, got {text!r}") from None
+    if not 1 <= lo <= hi <= 100:
+        raise argparse.ArgumentTypeError("lines per order must satisfy 1 <= LOW <= HIGH <= 100")
+    return lo, hi
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    cpus = os.cpu_count() or 2
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("-n", "--orders", type=positive_int, default=2000, help="orders per run (default 2000)")
+    parser.add_argument("-c", "--concurrency", type=positive_int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=2 * cpus,
+        help=f"gunicorn sync workers (default 2 x cores = {2 * cpus})",
+    )
+    parser.add_argument(
+        "--lines", type=lines_range, default=(1, 3), help="lines per order, N or LOW-HIGH (default 1-3)"
+    )
+    parser.add_argument("--skus", type=positive_int, default=3, help="SKUs to draw lines from (default 3)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed warm-up orders (default 4 x workers)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed for the order lines (default 1)")
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help=f"default {DEFAULT_DATABASE_URL}")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis for the server's cache (throttle); default $REDIS_URL or redis://127.0.0.1:6379/0",
+    )
+    parser.add_argument(
+        "--settings",
+        choices=["oms.settings.dev", "oms.settings.prod"],
+        default="oms.settings.dev",
+        help="server settings module; always run with DEBUG=false (default oms.settings.dev)",
+    )
+    parser.add_argument("--keep-db", action="store_true", help="leave the database in place afterwards")
+    args = parser.parse_args(argv)
+    if args.skus < args.lines[1]:
+        parser.error(f"--skus ({args.skus}) must be at least the largest lines per order ({args.lines[1]})")
+    if args.warmup is None:
+        args.warmup = 4 * args.workers
+    return args
+
+
+# --- database and server setup ----------------------------------------------------
+
+
+def database_name(url: str) -> str:
+    name = urlsplit(url).path.lstrip("/")
+    if not name:
+        raise SystemExit(f"--database-url has no database name: {url}")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to drop and re-create {name!r}: the database name must contain 'bench'")
+    return name
+
+
+def admin_dsn(url: str) -> str:
+    """The same server, database `postgres`, for CREATE/DROP DATABASE."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/postgres"))
+
+
+def drop_database(url: str) -> None:
+    conn = psycopg2.connect(admin_dsn(url))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database_name(url))))
+    finally:
+        conn.close()
+
+
+def create_database(url: str) -> None:
+    drop_database(url)
+    conn = psycopg2.connect(admin_dsn(url))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database_name(url))))
+    finally:
+        conn.close()
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE=args.settings,
+        DEBUG="false",
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        API_THROTTLE_RATE=THROTTLE_RATE,
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    if args.settings == "oms.settings.prod":
+        env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+        env.update(SECURE_SSL_REDIRECT="false", ALLOWED_HOSTS="127.0.0.1,localhost")
+    return env
+
+
+def manage(env: dict[str, str], *command: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *command],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"manage.py {' '.join(command)} failed with exit status {result.returncode}")
+    return result.stdout
+
+
+def create_storefront(env: dict[str, str]) -> str:
+    """Return the new storefront's API key (the last line `create_storefront` prints)."""
+    output = manage(env, "create_storefront", "Bench", "--code", "bench")
+    return [line for line in output.splitlines() if line.strip()][-1].strip()
+
+
+@dataclass(frozen=True)
+class SkuRow:
+    id: int
+    code: str
+    name: str
+    spec: str
+    price: Decimal
+
+
+def catalog(count: int) -> list[tuple[str, str, str, str]]:
+    extra = [(f"BENCH-SKU-{i:03d}", f"商品 {i}", "默认", f"{10 + i}.50") for i in range(len(CATALOG), count)]
+    return (CATALOG + extra)[:count]
+
+
+def create_skus(dsn: str, count: int) -> list[SkuRow]:
+    """One warehouse, `count` SKUs with STOCK_PER_SKU units each."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO inventory_warehouse (code, name, active) VALUES ('BENCH', '压测仓', true) RETURNING id"
+            )
+            (warehouse_id,) = cur.fetchone()
+            skus = []
+            for code, name, spec, price in catalog(count):
+                cur.execute(
+                    "INSERT INTO inventory_sku (code, name, spec, price, active, created_at)"
+                    " VALUES (%s, %s, %s, %s, true, now()) RETURNING id",
+                    (code, name, spec, Decimal(price)),
+                )
+                (sku_id,) = cur.fetchone()
+                cur.execute(
+                    "INSERT INTO inventory_stocklevel (sku_id, warehouse_id, on_hand, reserved, updated_at)"
+                    " VALUES (%s, %s, %s, 0, now())",
+                    (sku_id, warehouse_id, STOCK_PER_SKU),
+                )
+                skus.append(SkuRow(sku_id, code, name, spec, Decimal(price)))
+        return skus
+    finally:
+        conn.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """`gunicorn oms.wsgi:application` on 127.0.0.1; use as a context manager so it always stops."""
+
+    def __init__(self, *, env: dict[str, str], workers: int) -> None:
+        self.env = env
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log: IO[bytes] = tempfile.TemporaryFile()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Gunicorn:
+        command = [
+            str(BIN / "gunicorn"),
+            "oms.wsgi:application",
+            "--workers",
+            str(self.workers),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+        ]
+        self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _wait_until_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with status {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                requests.get(f"{self.url}/api/v1/orders/", timeout=5)  # any answer will do
+                return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not answer within {SERVER_START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-chars:]
+
+
+# --- the orders ------------------------------------------------------------------
+
+
+def make_plans(*, count: int, lines: tuple[int, int], skus: int, seed: int) -> list[OrderLines]:
+    """Order i's lines: distinct SKUs, 1-3 units each. Shared by the HTTP run and the floor."""
+    rng = random.Random(seed)
+    plans = []
+    for _ in range(count):
+        chosen = rng.sample(range(skus), rng.randint(*lines))
+        plans.append(tuple((sku, rng.randint(1, 3)) for sku in chosen))
+    return plans
+
+
+def request_body(external_id: str, plan: OrderLines, skus: Sequence[SkuRow]) -> dict[str, Any]:
+    return {
+        "external_id": external_id,
+        "order_type": ORDER_TYPE,
+        "payment_method": PAYMENT_METHOD,
+        "customer": CUSTOMER,
+        "shipping_address": ADDRESS,
+        "lines": [{"sku": skus[sku].code, "quantity": quantity} for sku, quantity in plan],
+        "remark": REMARK,
+    }
+
+
+# --- load runner ------------------------------------------------------------------
+
+
+class Client(Protocol):
+    def send(self, index: int) -> str | None:
+        """Place order `index`; None on success, else a description of what went wrong."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RunResult:
+    elapsed_s: float
+    latencies_s: list[float] = field(default_factory=list)  # successful orders only, sorted
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies_s)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def percentile_ms(self, p: float) -> float:
+        """Nearest-rank percentile of the successful orders' latencies, in milliseconds."""
+        if not self.latencies_s:
+            return math.nan
+        rank = max(math.ceil(p / 100 * len(self.latencies_s)), 1)
+        return self.latencies_s[rank - 1] * 1000
+
+
+def run_load(*, count: int, concurrency: int, open_client: Callable[[], Client]) -> RunResult:
+    """Place orders 0..count-1 from `concurrency` threads; clients are opened before the clock starts."""
+    clients = [open_client() for _ in range(concurrency)]
+    indices = itertools.count()
+    lock = threading.Lock()
+    start = threading.Barrier(concurrency + 1)
+    latencies: list[list[float]] = [[] for _ in clients]
+    errors: list[str] = []
+
+    def loop(slot: int) -> None:
+        client = clients[slot]
+        start.wait()
+        while True:
+            with lock:
+                index = next(indices)
+            if index >= count:
+                return
+            began = time.perf_counter()
+            try:
+                error = client.send(index)
+            except Exception as exc:  # a failed order is a result, not a crash
+                error = f"{type(exc).__name__}: {exc}"
+            took = time.perf_counter() - began
+            if error is None:
+                latencies[slot].append(took)
+            else:
+                with lock:
+                    errors.append(error)
+
+    threads = [threading.Thread(target=loop, args=(slot,), daemon=True) for slot in range(concurrency)]
+    try:
+        for thread in threads:
+            thread.start()
+        start.wait()
+        began = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - began
+    finally:
+        for client in clients:
+            client.close()
+    return RunResult(elapsed_s=elapsed, latencies_s=sorted(itertools.chain(*latencies)), errors=errors)
+
+
+class HttpClient:
+    def __init__(self, *, url: str, api_key: str, bodies: Sequence[bytes]) -> None:
+        self.url = url
+        self.bodies = bodies
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Api-Key {api_key}", "Content-Type": "application/json"})
+
+    def send(self, index: int) -> str | None:
+        response = self.session.post(self.url, data=self.bodies[index], timeout=HTTP_TIMEOUT_S)
+        if response.status_code == 201:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:500]}"
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def http_bodies(prefix: str, plans: Sequence[OrderLines], skus: Sequence[SkuRow]) -> list[bytes]:
+    """JSON bodies encoded up front, so the client spends its CPU on requests, not on json.dumps."""
+    return [
+        json.dumps(request_body(f"{prefix}{i:06d}", plan, skus), ensure_ascii=False).encode()
+        for i, plan in enumerate(plans)
+    ]
+
+
+# --- the floor: the same rows with raw SQL ------------------------------------------
+
+ORDER_COLUMNS = (
+    "order_no",
+    "storefront_id",
+    "external_id",
+    "request_fingerprint",
+    "order_type",
+    "payment_method",
+    "status",
+    "customer_name",
+    "customer_mobile",
+    "customer_email",
+    "customer_member_id",
+    "receiver",
+    "receiver_phone",
+    "province",
+    "city",
+    "district",
+    "address_detail",
+    "postcode",
+    "goods_total",
+    "shipping_fee",
+    "discount_total",
+    "payable_total",
+    "paid_total",
+    "refunded_total",
+    "payment_deadline",
+    "remark",
+    "review_flags",
+    "cancel_reason",
+    "cancel_note",
+    "carrier",
+    "tracking_no",
+    "created_at",
+    "updated_at",
+)
+INSERT_ORDER = "INSERT INTO orders_order ({}) VALUES ({}) RETURNING id".format(
+    ", ".join(ORDER_COLUMNS), ", ".join(f"%({column})s" for column in ORDER_COLUMNS)
+)
+LOCK_STOCK = (
+    "SELECT s.id, s.sku_id, s.on_hand - s.reserved FROM inventory_stocklevel s"
+    " JOIN inventory_warehouse w ON w.id = s.warehouse_id"
+    " WHERE s.sku_id = ANY(%s) AND w.active ORDER BY s.id FOR UPDATE OF s"
+)
+RESERVE_STOCK = (
+    "UPDATE inventory_stocklevel s SET reserved = s.reserved + v.quantity"
+    " FROM unnest(%s::bigint[], %s::integer[]) AS v(id, quantity) WHERE s.id = v.id"
+)
+INSERT_LINES = (
+    "INSERT INTO orders_orderline"
+    " (order_id, sku_id, sku_code, name, spec, unit_price, quantity, line_total, discount)"
+    " VALUES %s RETURNING id, sku_id"
+)
+INSERT_RESERVATIONS = (
+    "INSERT INTO inventory_reservation (order_line_id, stock_level_id, quantity, status, created_at, updated_at)"
+    " VALUES %s"
+)
+INSERT_EVENT = (
+    "INSERT INTO orders_orderevent"
+    " (order_id, type, from_status, to_status, actor_kind, actor_label, reason, data, created_at)"
+    " VALUES (%s, 'created', '', 'pending_payment', 'storefront', %s, '', %s, %s)"
+)
+
+
+def fingerprint(external_id: str, lines: list[dict[str, Any]]) -> str:
+    """Same recipe as orders.services.OrderInput.fingerprint."""
+    body = {
+        "external_id": external_id,
+        "order_type": ORDER_TYPE,
+        "payment_method": PAYMENT_METHOD,
+        "customer": CUSTOMER,
+        "shipping_address": ADDRESS,
+        "lines": lines,
+        "coupon_code": "",
+        "remark": REMARK,
+        "expected_total": None,
+    }
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class SqlClient:
+    """One psycopg2 connection; each order is one transaction writing the API's rows."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        storefront: tuple[int, str],
+        skus: Sequence[SkuRow],
+        plans: Sequence[OrderLines],
+    ) -> None:
+        self.conn: PgConnection = psycopg2.connect(dsn)
+        self.storefront_id, self.storefront_code = storefront
+        self.skus = skus
+        self.plans = plans
+
+    def send(self, index: int) -> str | None:
+        plan = self.plans[index]
+        skus = [self.skus[sku] for sku, _ in plan]
+        quantities = [quantity for _, quantity in plan]
+        external_id = f"{FLOOR_PREFIX}{index:06d}"
+        now = datetime.now(UTC)
+        line_totals = [sku.price * quantity for sku, quantity in zip(skus, quantities, strict=True)]
+        goods_total = sum(line_totals, ZERO)
+        shipping_fee = ZERO if goods_total >= FREE_SHIPPING_THRESHOLD else SHIPPING_FEE
+        payable_total = goods_total + shipping_fee
+        breakdown = {
+            "goods_total": str(goods_total),
+            "discount_total": str(ZERO),
+            "shipping_fee": str(shipping_fee),
+            "payable_total": str(payable_total),
+        }
+        order = {
+            "order_no": f"BENCHSQL{index:010d}",
+            "storefront_id": self.storefront_id,
+            "external_id": external_id,
+            "request_fingerprint": fingerprint(
+                external_id, [{"sku": sku.code, "quantity": q} for sku, q in zip(skus, quantities, strict=True)]
+            ),
+            "order_type": ORDER_TYPE,
+            "payment_method": PAYMENT_METHOD,
+            "status": "pending_payment",
+            "customer_name": CUSTOMER["name"],
+            "customer_mobile": CUSTOMER["mobile"],
+            "customer_email": CUSTOMER["email"],
+            "customer_member_id": CUSTOMER["member_id"],
+            "receiver": ADDRESS["receiver"],
+            "receiver_phone": ADDRESS["phone"],
+            "province": ADDRESS["province"],
+            "city": ADDRESS["city"],
+            "district": ADDRESS["district"],
+            "address_detail": ADDRESS["detail"],
+            "postcode": ADDRESS["postcode"],
+            "goods_total": goods_total,
+            "shipping_fee": shipping_fee,
+            "discount_total": ZERO,
+            "payable_total": payable_total,
+            "paid_total": ZERO,
+            "refunded_total": ZERO,
+            "payment_deadline": now + PAYMENT_TIMEOUT,
+            "remark": REMARK,
+            "review_flags": Json([]),
+            "cancel_reason": "",
+            "cancel_note": "",
+            "carrier": "",
+            "tracking_no": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.conn, self.conn.cursor() as cur:  # one transaction: COMMIT on success, ROLLBACK on error
+            cur.execute(LOCK_STOCK, ([sku.id for sku in skus],))
+            available: dict[int, list[tuple[int, int]]] = defaultdict(list)
+            for level_id, sku_id, free in cur.fetchall():
+                available[sku_id].append((level_id, free))
+            takes: dict[int, list[tuple[int, int]]] = {}  # sku id -> [(stock level id, units)]
+            for sku, wanted in zip(skus, quantities, strict=True):
+                takes[sku.id] = []
+                for level_id, free in available[sku.id]:
+                    take = min(free, wanted)
+                    if take > 0:
+                        takes[sku.id].append((level_id, take))
+                        wanted -= take
+                if wanted:
+                    return f"insufficient stock for {sku.code}"
+            level_ids = [level_id for per_sku in takes.values() for level_id, _ in per_sku]
+            units = [take for per_sku in takes.values() for _, take in per_sku]
+            cur.execute(RESERVE_STOCK, (level_ids, units))
+            cur.execute(INSERT_ORDER, order)
+            (order_id,) = cur.fetchone()
+            inserted = execute_values(
+                cur,
+                INSERT_LINES,
+                [
+                    (order_id, sku.id, sku.code, sku.name, sku.spec, sku.price, quantity, total, ZERO)
+                    for sku, quantity, total in zip(skus, quantities, line_totals, strict=True)
+                ],
+                fetch=True,
+            )
+            line_by_sku = {sku_id: line_id for line_id, sku_id in inserted}
+            execute_values(
+                cur,
+                INSERT_RESERVATIONS,
+                [
+                    (line_by_sku[sku_id], level_id, take, "active", now, now)
+                    for sku_id, per_sku in takes.items()
+                    for level_id, take in per_sku
+                ],
+            )
+            cur.execute(INSERT_EVENT, (order_id, self.storefront_code, Json({**breakdown, "review_flags": []}), now))
+        return None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --- checks and report --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Written:
+    orders: int
+    lines: int
+    reservations: int
+    events: int
+    units: int
+    payable: Decimal
+
+    def __str__(self) -> str:
+        return (
+            f"orders={self.orders} lines={self.lines} reservations={self.reservations}"
+            f" events={self.events} units={self.units} payable={self.payable}"
+        )
+
+
+def rows_written(dsn: str, prefix: str) -> Written:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                SELECT
+                    (SELECT count(*) FROM orders_order o WHERE o.external_id LIKE %(p)s),
+                    (SELECT count(*) FROM orders_orderline l
+                        JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
+                    (SELECT count(*) FROM inventory_reservation r JOIN orders_orderline l ON l.id = r.order_line_id
+                        JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
+                    (SELECT count(*) FROM orders_orderevent e
+                        JOIN orders_order o ON o.id = e.order_id WHERE o.external_id LIKE %(p)s),
+                    (SELECT coalesce(sum(r.quantity), 0) FROM inventory_reservation r
+                        JOIN orders_orderline l ON l.id = r.order_line_id
+                        JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
+                    (SELECT coalesce(sum(o.payable_total), 0) FROM orders_order o WHERE o.external_id LIKE %(p)s)
+                """,
+                {"p": prefix + "%"},
+            )
+            return Written(*cur.fetchone())
+    finally:
+        conn.close()
+
+
+def stock_consistent(dsn: str) -> tuple[int, int]:
+    """(sum of stock_level.reserved, sum of active reservations): equal if no unit was lost."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT (SELECT coalesce(sum(reserved), 0) FROM inventory_stocklevel),"
+                " (SELECT coalesce(sum(quantity), 0) FROM inventory_reservation WHERE status = 'active')"
+            )
+            reserved, held = cur.fetchone()
+            return int(reserved), int(held)
+    finally:
+        conn.close()
+
+
+def storefront_row(dsn: str) -> tuple[int, str]:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT id, code FROM orders_storefront WHERE code = 'bench'")
+            row = cur.fetchone()
+            return int(row[0]), str(row[1])
+    finally:
+        conn.close()
+
+
+def server_version(dsn: str) -> str:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW server_version")
+            return str(cur.fetchone()[0]).split()[0]
+    finally:
+        conn.close()
+
+
+def result_line(label: str, result: RunResult) -> str:
+    return (
+        f"{label:<6}: {result.rate:8.1f} orders/s   p50 {result.percentile_ms(50):7.1f} ms"
+        f"   p99 {result.percentile_ms(99):7.1f} ms   ({result.ok} ok, {len(result.errors)} errors,"
+        f" {result.elapsed_s:.2f} s)"
+    )
+
+
+def print_errors(label: str, result: RunResult) -> None:
+    for error in result.errors[:ERRORS_SHOWN]:
+        print(f"  {label} error: {error}")
+    if len(result.errors) > ERRORS_SHOWN:
+        print(f"  ... and {len(result.errors) - ERRORS_SHOWN} more {label} errors")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    dsn = args.database_url
+    lo, hi = args.lines
+    env = server_env(args)
+    print(
+        f"order intake: {args.orders} orders per run, {args.concurrency} concurrent clients,"
+        f" {lo}-{hi} lines/order over {args.skus} SKUs, {os.cpu_count()} CPUs"
+    )
+    database_name(dsn)  # refuse early if the name does not look like a bench database
+
+    create_database(dsn)
+    try:
+        began = time.perf_counter()
+        manage(env, "migrate", "--noinput", "-v", "0")
+        api_key = create_storefront(env)
+        skus = create_skus(dsn, args.skus)
+        storefront = storefront_row(dsn)
+        print(
+            f"setup : database {database_name(dsn)} (PostgreSQL {server_version(dsn)}) re-created and migrated,"
+            f" storefront + API key, {args.skus} SKUs x {STOCK_PER_SKU} units, in {time.perf_counter() - began:.1f} s"
+        )
+
+        plans = make_plans(count=args.orders, lines=args.lines, skus=args.skus, seed=args.seed)
+        warmup_plans = make_plans(count=args.warmup, lines=args.lines, skus=args.skus, seed=args.seed + 1)
+        bodies = http_bodies(HTTP_PREFIX, plans, skus)
+        warmup_bodies = http_bodies(WARMUP_PREFIX, warmup_plans, skus)
+
+        with Gunicorn(env=env, workers=args.workers) as server:
+            print(
+                f"server: gunicorn oms.wsgi:application, {args.workers} sync workers on {server.url},"
+                f" DJANGO_SETTINGS_MODULE={args.settings} DEBUG=false"
+                + (" SECURE_SSL_REDIRECT=false" if args.settings == "oms.settings.prod" else "")
+                + f", API_THROTTLE_RATE={THROTTLE_RATE}, cache {args.redis_url}"
+            )
+            endpoint = f"{server.url}/api/v1/orders/"
+            if args.warmup:
+                warmup = run_load(
+                    count=args.warmup,
+                    concurrency=min(args.concurrency, args.warmup),
+                    open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=warmup_bodies),
+                )
+                print(f"warmup: {warmup.ok} orders (untimed), {len(warmup.errors)} errors")
+                print_errors("warm-up", warmup)
+            http = run_load(
+                count=args.orders,
+                concurrency=args.concurrency,
+                open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=bodies),
+            )
+        # gunicorn is stopped: the floor has the machine to itself, as the server had.
+        floor = run_load(
+            count=args.orders,
+            concurrency=args.concurrency,
+            open_client=lambda: SqlClient(dsn=dsn, storefront=storefront, skus=skus, plans=plans),
+        )
+
+        print(f"HTTP  = POST /api/v1/orders/ through gunicorn, {args.concurrency} client threads (requests.Session)")
+        print(f"floor = same orders as raw SQL via psycopg2, one transaction each, {args.concurrency} connections")
+        print(result_line("HTTP", http))
+        print_errors("HTTP", http)
+        print(result_line("floor", floor))
+        print_errors("floor", floor)
+        if http.rate > 0 and floor.rate > 0:
+            print(
+                f"ratio : HTTP/floor = {http.rate / floor.rate:.3f} of the floor's orders/s"
+                f"  ->  HTTP is {floor.rate / http.rate:.1f}x slower than the raw-SQL floor"
+            )
+        else:
+            print("ratio : n/a (a run placed no orders)")
+
+        http_rows, floor_rows = rows_written(dsn, HTTP_PREFIX), rows_written(dsn, FLOOR_PREFIX)
+        reserved, held = stock_consistent(dsn)
+        same = http_rows == floor_rows and reserved == held
+        print(f"check : HTTP  wrote {http_rows}")
+        print(f"check : floor wrote {floor_rows}")
+        print(
+            f"check : stock reserved {reserved} = active reservations {held};"
+            f" {'same rows in both runs' if same else 'MISMATCH'}"
+        )
+        failed = bool(http.errors or floor.errors) or not same
+    finally:
+        if args.keep_db:
+            print(f"kept database {database_name(dsn)} (--keep-db)")
+        else:
+            drop_database(dsn)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
