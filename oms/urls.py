@@ -11,6 +11,8 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.api.urls")),
+    path("payments/", include("payments.urls")),
+    path("payments/sandbox/", include("payments.sandbox.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -380,6 +380,11 @@ class OrderEvent(models.Model):
         ADDRESS_CHANGED = "address_changed", _("修改地址")
         REVIEW_CLEARED = "review_cleared", _("人工复核通过")
         REFUND_REQUESTED = "refund_requested", _("发起退款")
+        REFUND_SUCCEEDED = "refund_succeeded", _("退款成功")
+        REFUND_FAILED = "refund_failed", _("退款失败")
+        PAYMENT_STARTED = "payment_started", _("发起支付")
+        PAYMENT_RECEIVED = "payment_received", _("收到款项（未改变状态）")
+        CASE_OPENED = "case_opened", _("转财务复核")
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("订单"))
     type = models.CharField(_("事件"), max_length=32, choices=Type.choices)

@@ -1,10 +1,69 @@
-from django.contrib import admin
+"""Finance's side of the admin: payments, the notify inbox, refunds (approval needs its
+own permission), bank transfers and the reconciliation queue. Nothing can be deleted,
+and every write goes through payments.services.
+"""
 
-from .models import Refund
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from oms.errors import DomainError
+
+from . import services
+from .models import BankTransfer, Payment, PaymentNotification, ReconciliationCase, Refund
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ["out_trade_no", "order", "channel", "amount", "status", "gateway_trade_no", "paid_at", "created_at"]
+    list_filter = ["channel", "status"]
+    search_fields = ["out_trade_no", "gateway_trade_no", "order__order_no"]
+    list_select_related = ["order"]
+    actions = ["sync_with_gateway"]
+
+    @admin.action(description=_("向渠道查单（补单）"))
+    def sync_with_gateway(self, request, queryset):
+        for payment in queryset.select_related("order"):
+            report = services.payment_sync(order=payment.order, close_unpaid=False)
+            self.message_user(request, f"{payment.out_trade_no}: {report}")
+
+    def has_sync_with_gateway_permission(self, request) -> bool:
+        return request.user.has_perm("payments.view_payment")
+
+
+@admin.register(PaymentNotification)
+class PaymentNotificationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "received_at",
+        "channel",
+        "kind",
+        "dedupe_key",
+        "out_trade_no",
+        "verified",
+        "outcome",
+        "outcome_note",
+    ]
+    list_filter = ["channel", "outcome", "verified", "kind"]
+    search_fields = ["dedupe_key", "out_trade_no"]
 
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
+class RefundAdmin(ReadOnlyAdmin):
     list_display = [
         "out_refund_no",
         "order",
@@ -12,21 +71,115 @@ class RefundAdmin(admin.ModelAdmin):
         "status",
         "reason",
         "requested_by",
+        "approved_by",
+        "attempts",
         "created_at",
     ]
     list_filter = ["status"]
     search_fields = ["out_refund_no", "order__order_no"]
-    readonly_fields = [
-        "order",
-        "out_refund_no",
-        "amount",
-        "reason",
-        "status",
-        "requested_by",
-    ]
+    list_select_related = ["order", "approved_by"]
+    actions = ["approve", "retry", "mark_paid_by_hand"]
+
+    @admin.action(description=_("审批退款"), permissions=["approve"])
+    def approve(self, request, queryset):
+        for refund in queryset:
+            try:
+                services.refund_approve(refund=refund, user=request.user)
+            except (DomainError, PermissionDenied) as err:
+                self.message_user(request, f"{refund.out_refund_no}: {err}", level=messages.ERROR)
+        self.message_user(request, _("已提交审批，退款将原路退回"))
+
+    @admin.action(description=_("重试失败的退款（同一退款单号）"), permissions=["approve"])
+    def retry(self, request, queryset):
+        from .tasks import execute_refund
+
+        for refund in queryset.filter(status=Refund.Status.FAILED):
+            execute_refund.delay(refund.pk)
+        self.message_user(request, _("已重新提交"))
+
+    @admin.action(description=_("线下已退款（对公转账/货到付款）"), permissions=["approve"])
+    def mark_paid_by_hand(self, request, queryset):
+        for refund in queryset.filter(status=Refund.Status.PROCESSING, payment__channel__in=["bank_transfer", "cod"]):
+            services.refund_mark_succeeded(refund=refund, actor=services.Actor.staff(request.user))
+
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("payments.approve_refund")
+
+
+class BankTransferForm(forms.ModelForm):
+    class Meta:
+        model = BankTransfer
+        fields = ["payer", "amount", "remark", "received_at", "bank_reference"]
+
+
+@admin.register(BankTransfer)
+class BankTransferAdmin(admin.ModelAdmin):
+    form = BankTransferForm
+    list_display = ["received_at", "payer", "amount", "remark", "status", "payment", "recorded_by"]
+    list_filter = ["status"]
+    search_fields = ["payer", "remark", "bank_reference"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def save_model(self, request, obj, form, change):
+        transfer = services.bank_transfer_record(user=request.user, **form.cleaned_data)
+        obj.pk = transfer.pk
+        level = messages.SUCCESS if transfer.status == BankTransfer.Status.MATCHED else messages.WARNING
+        self.message_user(request, transfer.get_status_display(), level=level)
+
+
+@admin.register(ReconciliationCase)
+class ReconciliationCaseAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "type",
+        "status",
+        "summary",
+        "order",
+        "out_trade_no",
+        "expected_amount",
+        "actual_amount",
+        "assignee",
+    ]
+    list_filter = ["status", "type", "channel"]
+    search_fields = ["out_trade_no", "order__order_no", "summary"]
+    list_select_related = ["order", "assignee"]
+    readonly_fields = [
+        "type",
+        "dedupe_key",
+        "channel",
+        "order",
+        "payment",
+        "refund",
+        "notification",
+        "out_trade_no",
+        "expected_amount",
+        "actual_amount",
+        "summary",
+        "data",
+        "created_at",
+        "resolved_at",
+    ]
+    fields = ["status", "assignee", "resolution", "note", *readonly_fields]
+    actions = ["assign_to_me"]
+
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("分配给我"))
+    def assign_to_me(self, request, queryset):
+        queryset.filter(status=ReconciliationCase.Status.OPEN).update(
+            assignee=request.user, status=ReconciliationCase.Status.IN_PROGRESS
+        )
+
+    def save_model(self, request, obj, form, change):
+        if obj.status == ReconciliationCase.Status.RESOLVED and obj.resolved_at is None:
+            obj.resolved_at = timezone.now()
+        super().save_model(request, obj, form, change)

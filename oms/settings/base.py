@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "inventory",
     "orders",
     "payments",
+    "payments.sandbox",
     "fulfillment",
     "aftersales",
     "reminders",
@@ -103,13 +104,14 @@ if REDIS_URL:
     }
 else:
     # A broker that needs no server: kombu's filesystem transport, in ./var/broker.
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
     CACHES = {
@@ -120,6 +122,7 @@ else:
     }
 
 CELERY_TIMEZONE = "Asia/Shanghai"
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -193,3 +196,26 @@ OMS_FREE_SHIPPING_THRESHOLD = Decimal(env.str("OMS_FREE_SHIPPING_THRESHOLD", def
 OMS_LARGE_ORDER_THRESHOLD = Decimal(env.str("OMS_LARGE_ORDER_THRESHOLD", default="10000.00"))
 OMS_REMARK_MAX_LENGTH = env.int("OMS_REMARK_MAX_LENGTH", default=200)
 OMS_SITE_URL = env.str("OMS_SITE_URL", default="http://127.0.0.1:8000")
+
+# --- Payment gateways -----------------------------------------------------------
+# With no ALIPAY_APP_ID / WECHATPAY_MCHID, the alipay and wechatpay channels point at
+# the built-in sandbox gateway (its keys live in SANDBOX_KEY_DIR). The adapters and the
+# verification code are the same either way; only base URLs and keys differ.
+ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
+ALIPAY_SELLER_ID = env.str("ALIPAY_SELLER_ID", default="")
+ALIPAY_PUBLIC_KEY_PATH = env.str("ALIPAY_PUBLIC_KEY_PATH", default="")
+ALIPAY_PRIVATE_KEY_PATH = env.str("ALIPAY_PRIVATE_KEY_PATH", default="")
+ALIPAY_GATEWAY_URL = env.str("ALIPAY_GATEWAY_URL", default="https://openapi.alipay.com/gateway.do")
+WECHATPAY_MCHID = env.str("WECHATPAY_MCHID", default="")
+WECHATPAY_APPID = env.str("WECHATPAY_APPID", default="")
+WECHATPAY_APIV3_KEY = env.str("WECHATPAY_APIV3_KEY", default="")
+WECHATPAY_PUBLIC_KEY_PATH = env.str("WECHATPAY_PUBLIC_KEY_PATH", default="")
+WECHATPAY_PUBLIC_KEY_ID = env.str("WECHATPAY_PUBLIC_KEY_ID", default="")
+WECHATPAY_PRIVATE_KEY_PATH = env.str("WECHATPAY_PRIVATE_KEY_PATH", default="")
+WECHATPAY_CERT_SERIAL = env.str("WECHATPAY_CERT_SERIAL", default="")
+WECHATPAY_API_BASE = env.str("WECHATPAY_API_BASE", default="https://api.mch.weixin.qq.com")
+GATEWAY_HTTP_TIMEOUT = env.float("GATEWAY_HTTP_TIMEOUT", default=10.0)
+SANDBOX_KEY_DIR = env.path("SANDBOX_KEY_DIR", default=VAR_DIR / "sandbox")
+# Multiplies the gateways' real notify retry schedule (4m, 10m, ... / 15s, 15s, ...).
+SANDBOX_RETRY_SCALE = env.float("SANDBOX_RETRY_SCALE", default=0.01)
+OMS_LATE_PAYMENT_POLICY = env.str("OMS_LATE_PAYMENT_POLICY", default="refund")  # or "revive"

@@ -162,3 +162,16 @@ class OrderOutSerializer(serializers.ModelSerializer):
             "detail": order.address_detail,
             "postcode": order.postcode,
         }
+
+
+class PaymentStartSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=[("alipay", _("支付宝")), ("wechatpay", _("微信支付"))])
+
+
+class PaymentStartedSerializer(serializers.Serializer):
+    out_trade_no = serializers.CharField()
+    channel = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    expires_at = serializers.DateTimeField()
+    pay_url = serializers.CharField(required=False)
+    code_url = serializers.CharField(required=False)

@@ -15,6 +15,7 @@ urlpatterns = [
         views.OrderConfirmReceiptView.as_view(),
         name="order-confirm-receipt",
     ),
+    path("orders/<str:order_no>/payments/", views.OrderPaymentView.as_view(), name="order-payments"),
     path(
         "orders/<str:order_no>/address/",
         views.OrderAddressView.as_view(),

@@ -13,6 +13,8 @@ from .serializers import (
     CancelSerializer,
     OrderCreateSerializer,
     OrderOutSerializer,
+    PaymentStartedSerializer,
+    PaymentStartSerializer,
 )
 
 
@@ -100,3 +102,25 @@ class OrderAddressView(StorefrontView):
         address = {key: value for key, value in serializer.validated_data.items() if key in request.data}
         order = services.order_change_address(order=self.get_order(order_no), actor=self.actor, address=address)
         return self.respond(order)
+
+
+class OrderPaymentView(StorefrontView):
+    @extend_schema(
+        request=PaymentStartSerializer,
+        responses={201: PaymentStartedSerializer, 409: OpenApiResponse(), 502: OpenApiResponse()},
+        summary="Start a payment: pay_url (Alipay page pay / sandbox cashier) or code_url (WeChat Native)",
+    )
+    def post(self, request, order_no: str):
+        from payments.services import payment_start
+
+        serializer = PaymentStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payment, pay = payment_start(order=self.get_order(order_no), actor=self.actor, **serializer.validated_data)
+        body = {
+            "out_trade_no": payment.out_trade_no,
+            "channel": payment.channel,
+            "amount": payment.amount,
+            "expires_at": payment.expires_at,
+        }
+        body |= {"pay_url": pay.pay_url} if pay.pay_url else {"code_url": pay.code_url}
+        return Response(PaymentStartedSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,131 @@
+"""Gateway adapters and the one place that decides which gateway a channel talks to.
+
+Settings are read at call time, never at import, so `override_settings` in tests and a changed
+environment both take effect. With no ALIPAY_APP_ID / WECHATPAY_MCHID a channel talks to the
+built-in sandbox; the adapter and its verification are the same code either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .alipay import AlipayConfig, AlipayGateway
+from .base import (
+    CloseResult,
+    Gateway,
+    GatewayError,
+    NotifyMessage,
+    PayRequest,
+    RefundResult,
+    TradeState,
+    VerificationError,
+)
+from .wechatpay import WechatPayConfig, WechatPayGateway
+
+__all__ = [
+    "AlipayConfig",
+    "AlipayGateway",
+    "CloseResult",
+    "Gateway",
+    "GatewayError",
+    "NotifyMessage",
+    "PayRequest",
+    "RefundResult",
+    "TradeState",
+    "VerificationError",
+    "WechatPayConfig",
+    "WechatPayGateway",
+    "get_gateway",
+    "is_sandbox",
+    "notify_url",
+]
+
+CHANNELS = ("alipay", "wechatpay")
+
+
+def is_sandbox(channel: str) -> bool:
+    """True when `channel` is served by the built-in sandbox (no real merchant configured)."""
+    if channel == "alipay":
+        return not settings.ALIPAY_APP_ID
+    if channel == "wechatpay":
+        return not settings.WECHATPAY_MCHID
+    raise ValueError(f"unknown payment gateway channel {channel!r}")
+
+
+def notify_url(channel: str) -> str:
+    """Where the gateway must post notifies for `channel`: OMS_SITE_URL + /payments/notify/<channel>/."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown payment gateway channel {channel!r}")
+    return f"{settings.OMS_SITE_URL.rstrip('/')}/payments/notify/{channel}/"
+
+
+def sandbox_base_url() -> str:
+    return f"{settings.OMS_SITE_URL.rstrip('/')}/payments/sandbox"
+
+
+def _read_key(setting_name: str) -> str:
+    path = getattr(settings, setting_name)
+    if not path:
+        raise ImproperlyConfigured(f"{setting_name} must name a key file")
+    try:
+        return Path(path).read_text(encoding="ascii")
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{setting_name}: cannot read {path}: {exc}") from exc
+
+
+def _require(*setting_names: str) -> None:
+    missing = [name for name in setting_names if not getattr(settings, name)]
+    if missing:
+        raise ImproperlyConfigured(f"missing settings: {', '.join(missing)}")
+
+
+def get_gateway(channel: str) -> Gateway:
+    """The adapter for `channel` ("alipay" or "wechatpay"), configured from settings right now."""
+    # Imported here: payments.sandbox.keys imports the adapters from this package.
+    from payments.sandbox import keys as sandbox_keys
+
+    if channel == "alipay":
+        url = notify_url("alipay")
+        if is_sandbox("alipay"):
+            return AlipayGateway(
+                sandbox_keys.alipay_merchant_config(
+                    gateway_url=f"{sandbox_base_url()}/alipay/gateway.do", notify_url=url
+                )
+            )
+        _require("ALIPAY_SELLER_ID", "ALIPAY_GATEWAY_URL")
+        return AlipayGateway(
+            AlipayConfig(
+                app_id=settings.ALIPAY_APP_ID,
+                seller_id=settings.ALIPAY_SELLER_ID,
+                gateway_url=settings.ALIPAY_GATEWAY_URL,
+                alipay_public_key_pem=_read_key("ALIPAY_PUBLIC_KEY_PATH"),
+                merchant_private_key_pem=_read_key("ALIPAY_PRIVATE_KEY_PATH"),
+                notify_url=url,
+            )
+        )
+    if channel == "wechatpay":
+        url = notify_url("wechatpay")
+        if is_sandbox("wechatpay"):
+            return WechatPayGateway(
+                sandbox_keys.wechatpay_merchant_config(api_base=f"{sandbox_base_url()}/wechatpay", notify_url=url)
+            )
+        _require("WECHATPAY_APPID", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY_ID", "WECHATPAY_CERT_SERIAL")
+        if len(settings.WECHATPAY_APIV3_KEY.encode("utf-8")) != 32:
+            raise ImproperlyConfigured("WECHATPAY_APIV3_KEY must be 32 bytes")
+        return WechatPayGateway(
+            WechatPayConfig(
+                mchid=settings.WECHATPAY_MCHID,
+                appid=settings.WECHATPAY_APPID,
+                apiv3_key=settings.WECHATPAY_APIV3_KEY,
+                platform_public_key_pem=_read_key("WECHATPAY_PUBLIC_KEY_PATH"),
+                platform_public_key_id=settings.WECHATPAY_PUBLIC_KEY_ID,
+                merchant_private_key_pem=_read_key("WECHATPAY_PRIVATE_KEY_PATH"),
+                merchant_cert_serial=settings.WECHATPAY_CERT_SERIAL,
+                api_base=settings.WECHATPAY_API_BASE,
+                notify_url=url,
+            )
+        )
+    raise ValueError(f"unknown payment gateway channel {channel!r}")
