@@ -639,7 +639,7 @@ def _queue_refund_execution(refund: Refund) -> None:
 def refund_execute(*, refund_id: int) -> Refund:
     """Send an approved (or failed, for a retry) refund to the gateway with its fixed out_refund_no."""
     with transaction.atomic():
-        refund = Refund.objects.select_for_update().select_related("payment").get(pk=refund_id)
+        refund = Refund.objects.select_for_update(of=("self",)).select_related("payment").get(pk=refund_id)
         if refund.status not in (Refund.Status.APPROVED, Refund.Status.FAILED, Refund.Status.PROCESSING):
             return refund
         if refund.status != Refund.Status.PROCESSING:

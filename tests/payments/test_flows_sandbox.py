@@ -1,0 +1,188 @@
+"""Payment start, gateway check (补单) and refund execution against the sandbox gateway
+over real HTTP (pytest-django's live server), with the sandbox's own generated keys.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+from django.contrib.auth.models import Permission, User
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from orders.models import Order
+from payments import services
+from payments.gateways import get_gateway
+from payments.models import Payment, Refund
+from payments.sandbox.models import SandboxNotify, SandboxRefund
+from payments.sandbox.services import SandboxError, delivery_headers, sandbox_pay
+from payments.tasks import execute_refund
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def refunds_queued(monkeypatch) -> list[int]:
+    queued: list[int] = []
+    monkeypatch.setattr(execute_refund, "delay", lambda refund_id: queued.append(refund_id))
+    return queued
+
+
+@pytest.fixture
+def shop(live_sandbox, queued_deliveries, storefront, tshirt):
+    return client_for(storefront)
+
+
+def new_order(shop, order_body, **overrides) -> Order:
+    body = {**order_body, **overrides}
+    response = shop.post("/api/v1/orders/", body, format="json")
+    assert response.status_code == 201, response.content
+    return Order.objects.get(order_no=response.json()["order_no"])
+
+
+def start(shop, order: Order, channel: str):
+    return shop.post(f"/api/v1/orders/{order.order_no}/payments/", {"channel": channel}, format="json")
+
+
+def pay_at_sandbox(shop, order: Order, channel: str = "alipay") -> Payment:
+    """The customer opens the pay link (the sandbox checks our signature) and pays."""
+    answer = start(shop, order, channel).json()
+    if channel == "alipay":
+        assert requests.get(answer["pay_url"], timeout=10).status_code == 200
+    sandbox_pay(channel=channel, out_trade_no=answer["out_trade_no"])
+    return Payment.objects.get(out_trade_no=answer["out_trade_no"])
+
+
+def deliver_notifies_in_process(channel: str) -> None:
+    for notify in SandboxNotify.objects.filter(channel=channel).order_by("pk"):
+        services.payment_receive_notification(
+            channel=channel, body=notify.body.encode(), headers=delivery_headers(notify, timezone.now())
+        )
+
+
+def test_start_payment_answers_pay_url_and_reuses_the_open_attempt(shop, order_body):
+    order = new_order(shop, order_body)
+    first, again = start(shop, order, "alipay"), start(shop, order, "alipay")
+    assert first.status_code == 201
+    body = first.json()
+    assert body["amount"] == "210.00" and body["channel"] == "alipay"
+    assert body["pay_url"].startswith(get_gateway("alipay").config.gateway_url)
+    assert again.json()["out_trade_no"] == body["out_trade_no"]
+    assert Payment.objects.count() == 1
+
+
+def test_start_wechat_payment_answers_code_url(shop, order_body):
+    order = new_order(shop, order_body)
+    response = start(shop, order, "wechatpay")
+    assert response.status_code == 201, response.content
+    assert response.json()["code_url"]
+    assert "pay_url" not in response.json()
+
+
+def test_start_payment_refused_when_not_awaiting_payment_or_past_deadline(shop, order_body):
+    order = new_order(shop, order_body)
+    Order.objects.filter(pk=order.pk).update(payment_deadline=timezone.now() - timedelta(seconds=1))
+    late = start(shop, order, "alipay")
+    assert (late.status_code, late.json()["code"]) == (409, "payment_deadline_passed")
+    other = new_order(shop, order_body, external_id="X-2")
+    shop.post(f"/api/v1/orders/{other.order_no}/cancel/", {"reason": "changed_mind"}, format="json")
+    cancelled = start(shop, other, "alipay")
+    assert (cancelled.status_code, cancelled.json()["code"]) == (409, "invalid_transition")
+    bad = start(shop, new_order(shop, order_body, external_id="X-3"), "cod")
+    assert (bad.status_code, list(bad.json()["fields"])) == (400, ["channel"])
+    assert Payment.objects.count() == 0
+
+
+def test_gateway_check_applies_a_payment_whose_notify_never_came(shop, order_body):
+    order = new_order(shop, order_body)
+    payment = pay_at_sandbox(shop, order)  # paid at the gateway; the notify is never delivered
+    report = services.payment_sync(order=order)
+    order.refresh_from_db()
+    payment.refresh_from_db()
+    assert report.applied == 1
+    assert (order.status, payment.status) == ("awaiting_shipment", "succeeded")
+
+
+def test_gateway_check_closes_an_unpaid_attempt_at_the_gateway(shop, order_body):
+    order = new_order(shop, order_body)
+    answer = start(shop, order, "alipay").json()
+    requests.get(answer["pay_url"], timeout=10)
+    report = services.payment_sync(order=order)
+    assert report.closed == 1
+    assert Payment.objects.get().status == "closed"
+    assert get_gateway("alipay").query(out_trade_no=answer["out_trade_no"]).closed
+    with pytest.raises(SandboxError):
+        sandbox_pay(channel="alipay", out_trade_no=answer["out_trade_no"])  # cannot be paid any more
+
+
+@pytest.mark.parametrize("channel", ["alipay", "wechatpay"])
+def test_refund_needs_approval_permission_then_goes_back_through_the_original_route(
+    shop, order_body, refunds_queued, channel
+):
+    order = new_order(shop, order_body)
+    payment = pay_at_sandbox(shop, order, channel)
+    deliver_notifies_in_process(channel)
+    refund = services.refund_request(
+        order=order, amount=Decimal("50.00"), reason="部分退货", actor=services.Actor.system("test")
+    )
+    clerk = User.objects.create_user("kefu")
+    with pytest.raises(PermissionDenied):
+        services.refund_approve(refund=refund, user=clerk)
+    finance = User.objects.create_user("caiwu")
+    finance.user_permissions.add(Permission.objects.get(codename="approve_refund"))
+    finance = User.objects.get(pk=finance.pk)
+    services.refund_approve(refund=refund, user=finance)
+    assert refunds_queued == [refund.pk]  # queued after commit, not run inline
+
+    services.refund_execute(refund_id=refund.pk)
+    if channel == "wechatpay":  # WeChat answers PROCESSING; its refund notice finishes it
+        deliver_notifies_in_process(channel)
+    refund.refresh_from_db()
+    order.refresh_from_db()
+    assert (refund.status, refund.approved_by_id) == ("succeeded", finance.pk)
+    assert order.refunded_total == Decimal("50.00")
+    assert SandboxRefund.objects.get().amount == Decimal("50.00")
+    assert payment.refunds.count() == 1
+
+
+def test_refund_retry_reuses_out_refund_no_and_never_refunds_twice(shop, order_body, refunds_queued):
+    order = new_order(shop, order_body)
+    payment = pay_at_sandbox(shop, order)
+    deliver_notifies_in_process("alipay")
+    refund = services.refund_request(
+        order=order,
+        amount=order.payable_total,
+        reason="取消",
+        actor=services.Actor.system("test"),
+        auto_approve=True,
+    )
+    # A first attempt reached the gateway but its answer was lost (timeout): the gateway has it.
+    get_gateway("alipay").refund(
+        out_trade_no=payment.out_trade_no,
+        out_refund_no=refund.out_refund_no,
+        amount=refund.amount,
+        total=payment.amount,
+        reason="取消",
+    )
+    services.refund_execute(refund_id=refund.pk)  # the retry, same out_refund_no
+    services.refund_execute(refund_id=refund.pk)  # and a duplicate task run
+    refund.refresh_from_db()
+    order.refresh_from_db()
+    assert refund.status == "succeeded"
+    assert order.refunded_total == order.payable_total
+    assert SandboxRefund.objects.count() == 1
+    assert Refund.objects.count() == 1
+
+
+def test_cancelling_a_paid_order_refunds_through_the_original_route(shop, order_body, refunds_queued):
+    order = new_order(shop, order_body)
+    payment = pay_at_sandbox(shop, order)
+    deliver_notifies_in_process("alipay")
+    response = shop.post(f"/api/v1/orders/{order.order_no}/cancel/", {"reason": "changed_mind"}, format="json")
+    assert response.json()["status"] == "cancelled"
+    refund = Refund.objects.get()
+    assert (refund.payment_id, refund.amount, refund.status) == (payment.pk, order.payable_total, "requested")
