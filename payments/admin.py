@@ -183,3 +183,6 @@ class ReconciliationCaseAdmin(admin.ModelAdmin):
         if obj.status == ReconciliationCase.Status.RESOLVED and obj.resolved_at is None:
             obj.resolved_at = timezone.now()
         super().save_model(request, obj, form, change)
+
+
+from . import admin_statements  # noqa: E402,F401  (registers the statement import admin and its upload page)
