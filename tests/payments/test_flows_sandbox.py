@@ -16,7 +16,7 @@ from django.utils import timezone
 from orders.models import Order
 from payments import services
 from payments.gateways import get_gateway
-from payments.models import Payment, Refund
+from payments.models import Payment, ReconciliationCase, Refund
 from payments.sandbox.models import SandboxNotify, SandboxRefund
 from payments.sandbox.services import SandboxError, delivery_headers, sandbox_pay
 from payments.tasks import execute_refund
@@ -186,3 +186,23 @@ def test_cancelling_a_paid_order_refunds_through_the_original_route(shop, order_
     assert response.json()["status"] == "cancelled"
     refund = Refund.objects.get()
     assert (refund.payment_id, refund.amount, refund.status) == (payment.pk, order.payable_total, "requested")
+
+
+def test_refund_refused_by_the_gateway_fails_and_opens_a_case(shop, order_body, refunds_queued):
+    order = new_order(shop, order_body)
+    answer = start(shop, order, "alipay").json()
+    requests.get(answer["pay_url"], timeout=10)  # the trade exists at the gateway but was never paid
+    payment = Payment.objects.get()
+    payment.succeed(trade_no="LOCAL-ONLY", at=timezone.now())  # a ledger that disagrees with the gateway
+    payment.save()
+    Order.objects.filter(pk=order.pk).update(paid_total=order.payable_total)
+    refund = services.refund_request(
+        order=order, amount=Decimal("10.00"), reason="测试", actor=services.Actor.system("test"), auto_approve=True
+    )
+    services.refund_execute(refund_id=refund.pk)
+    refund.refresh_from_db()
+    order.refresh_from_db()
+    assert refund.status == "failed" and refund.last_error
+    assert order.refunded_total == Decimal("0.00")
+    case = ReconciliationCase.objects.get()
+    assert (case.type, case.refund_id) == ("refund_failed", refund.pk)
