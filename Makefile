@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# The sandbox gateway posts notifies back to this address, so it follows PORT.
+export OMS_SITE_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test lint bench-intake
 

@@ -13,6 +13,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from oms.errors import DomainError
+from payments.models import Payment, Refund
 
 from . import services
 from .models import Coupon, Order, OrderEvent, OrderLine, Storefront, StorefrontAPIKey
@@ -69,6 +70,20 @@ class OrderEventInline(ReadOnlyInline):
     ordering = ["created_at", "id"]
 
 
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    verbose_name_plural = _("支付单")
+    fields = ["out_trade_no", "channel", "amount", "status", "gateway_trade_no", "paid_at", "created_at"]
+    readonly_fields = fields
+
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    verbose_name_plural = _("退款")
+    fields = ["out_refund_no", "amount", "status", "reason", "requested_by", "approved_by", "succeeded_at"]
+    readonly_fields = fields
+
+
 SERVICE_FOR_TRANSITION = {
     "approve": lambda order, actor, **kw: services.order_approve(order=order, actor=actor),
     "confirm_cod": lambda order, actor, **kw: services.order_confirm_cod(order=order, actor=actor),
@@ -104,7 +119,7 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
     ]
     list_select_related = ["storefront"]
     date_hierarchy = "created_at"
-    inlines = [OrderLineInline, OrderEventInline]
+    inlines = [OrderLineInline, PaymentInline, RefundInline, OrderEventInline]
     fieldsets = [
         (
             _("订单"),
@@ -201,6 +216,10 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @staticmethod
+    def get_fsm_block_label(fsm_field_name: str) -> str:
+        return str(_("订单操作"))
 
     @admin.display(description=_("状态"), ordering="status")
     def status_badge(self, order: Order):
