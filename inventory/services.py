@@ -131,3 +131,25 @@ def stock_receive(*, sku: Sku, warehouse, quantity: int) -> StockLevel:
     StockLevel.objects.filter(pk=level.pk).update(on_hand=F("on_hand") + quantity)
     level.refresh_from_db()
     return level
+
+
+def stock_release_for_orders(*, order_ids: list[int]) -> int:
+    """Set-based release for many orders at once (the timeout sweep): a constant number of
+    queries whatever the number of orders, lines or stock rows. Stock rows are still locked
+    in primary-key order first, so this cannot deadlock with order_create.
+    """
+    from django.db.models import Case, IntegerField, Sum, Value, When
+
+    active = Reservation.objects.filter(order_line__order_id__in=order_ids, status=Reservation.Status.ACTIVE)
+    per_level = dict(active.order_by().values_list("stock_level_id").annotate(units=Sum("quantity")))
+    if not per_level:
+        return 0
+    list(StockLevel.objects.select_for_update().filter(pk__in=list(per_level)).order_by("pk").values_list("pk"))
+    now = timezone.now()
+    StockLevel.objects.filter(pk__in=list(per_level)).update(
+        reserved=F("reserved")
+        - Case(*[When(pk=pk, then=Value(units)) for pk, units in per_level.items()], output_field=IntegerField()),
+        updated_at=now,
+    )
+    active.update(status=Reservation.Status.RELEASED, updated_at=now)
+    return sum(per_level.values())

@@ -80,6 +80,12 @@ class IdempotencyConflict(DomainError):
     default_message = _("该 external_id 已用于内容不同的请求")
 
 
+class CustomerRestricted(DomainError):
+    code = "customer_restricted"
+    status_code = status.HTTP_403_FORBIDDEN
+    default_message = _("该顾客近期多次下单未付款，暂不支持货到付款")
+
+
 class ReviewRequired(DomainError):
     code = "review_required"
     status_code = status.HTTP_409_CONFLICT

@@ -218,6 +218,7 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
     paid_at = models.DateTimeField(_("付款时间"), null=True, blank=True)
     approved_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     shipped_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("签收时间"), null=True, blank=True)
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("取消时间"), null=True, blank=True)
 
@@ -358,6 +359,34 @@ class OrderLine(models.Model):
         return f"{self.sku_code} x{self.quantity}"
 
 
+class CustomerRiskFlag(models.Model):
+    """信用: a customer (by mobile) who let too many orders close unpaid may not use cash on delivery."""
+
+    mobile = models.CharField(_("顾客手机"), max_length=20, unique=True)
+    active = models.BooleanField(_("生效中"), default=True, db_index=True)
+    timeout_closes = models.PositiveIntegerField(_("窗口内超时关单数"), default=0)
+    flagged_at = models.DateTimeField(_("标记时间"))
+    reason = models.CharField(_("原因"), max_length=200)
+    cleared_at = models.DateTimeField(_("解除时间"), null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("解除人"),
+    )
+    clear_reason = models.CharField(_("解除原因"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("顾客风险标记")
+        verbose_name_plural = _("顾客风险标记（信用）")
+        ordering = ["-flagged_at"]
+
+    def __str__(self) -> str:
+        return self.mobile
+
+
 class ActorKind(models.TextChoices):
     STAFF = "staff", _("员工")
     STOREFRONT = "storefront", _("店铺")
@@ -385,6 +414,8 @@ class OrderEvent(models.Model):
         PAYMENT_STARTED = "payment_started", _("发起支付")
         PAYMENT_RECEIVED = "payment_received", _("收到款项（未改变状态）")
         CASE_OPENED = "case_opened", _("转财务复核")
+        MANUAL_REMINDER = "manual_reminder", _("人工催付")
+        REMINDER_SENT = "reminder_sent", _("发送提醒")
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("订单"))
     type = models.CharField(_("事件"), max_length=32, choices=Type.choices)

@@ -18,7 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import can_proceed
@@ -28,10 +29,12 @@ from inventory.services import (
     stock_consume,
     stock_lock_and_plan,
     stock_release,
+    stock_release_for_orders,
     stock_reserve,
 )
 from oms.errors import (
     CouponNotApplicable,
+    CustomerRestricted,
     IdempotencyConflict,
     InvalidTransition,
     PriceMismatch,
@@ -44,9 +47,12 @@ from .models import (
     ActorKind,
     CancelReason,
     Coupon,
+    CustomerRiskFlag,
     Order,
     OrderEvent,
     OrderLine,
+    OrderStatus,
+    PaymentMethod,
     ReviewFlag,
     Storefront,
 )
@@ -143,6 +149,37 @@ def order_event_record(
     )
 
 
+def order_events_record_many(
+    *,
+    order_ids: list[int],
+    type: str,
+    actor: Actor,
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+    **data: Any,
+) -> int:
+    """The same event for many orders in one INSERT (set-based jobs). Same fields as order_event_record."""
+    OrderEvent.objects.bulk_create(
+        [
+            OrderEvent(
+                order_id=order_id,
+                type=type,
+                from_status=from_status,
+                to_status=to_status,
+                actor_kind=actor.kind,
+                actor_label=actor.label,
+                actor_user=actor.user,
+                reason=reason,
+                data=data,
+            )
+            for order_id in order_ids
+        ],
+        batch_size=1000,
+    )
+    return len(order_ids)
+
+
 def payment_deadline_for(*, order_type: str, created: datetime) -> datetime:
     minutes = settings.OMS_PAYMENT_TIMEOUT_MINUTES[order_type]
     return created + timedelta(minutes=minutes)
@@ -216,6 +253,11 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
 
     if payload.payment_method not in storefront.allowed_payment_methods:
         raise ValidationFailed(fields={"payment_method": [_("本店铺不支持该支付方式")]})
+    if (
+        payload.payment_method == PaymentMethod.COD
+        and CustomerRiskFlag.objects.filter(mobile=payload.customer["mobile"], active=True).exists()
+    ):
+        raise CustomerRestricted(details={"customer.mobile": payload.customer["mobile"]})
     skus = _resolve_skus(payload)
     coupon = _resolve_coupon(payload.coupon_code)
     now = now or timezone.now()
@@ -541,3 +583,177 @@ def order_change_address(*, order: Order, actor: Actor, address: dict[str, str])
             new=mapping,
         )
     return order
+
+
+# --- the clock: timeout close, receipt confirmation, risk ----------------------------
+
+
+def transition_sources(method) -> set[str]:
+    """The source states a django-fsm transition declares: the one place the sweep reads them."""
+    return set(method._django_fsm.transitions)
+
+
+@dataclass
+class CloseReport:
+    closed: int = 0
+    checked_with_gateway: int = 0
+    batches: int = 0
+
+
+def order_close_expired(
+    *, now: datetime | None = None, batch_size: int = 500, max_batches: int = 20, sync_limit: int = 50
+) -> CloseReport:
+    """超时自动关闭: cancel unpaid orders past their deadline (plus the grace period), set-based.
+
+    1. Orders that still have an open gateway attempt are checked with the gateway first
+       (payment_sync): a payment found there is applied instead of closing, an unpaid
+       attempt is closed at the gateway so it can no longer be paid.
+    2. The rest are closed in batches: rows claimed with FOR UPDATE SKIP LOCKED (an order
+       being paid right now is skipped, not waited for), one UPDATE for the orders, one
+       set-based stock release, one INSERT for the events. Only orders in the cancel
+       transition's declared source states that are still unpaid are touched.
+    Cash-on-delivery orders are never closed here; they wait for the COD confirmation.
+    """
+    from payments.models import GATEWAY_CHANNELS, Payment
+    from payments.services import payment_sync
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.OMS_CLOSE_GRACE_SECONDS)
+    sources = transition_sources(Order.cancel) & {OrderStatus.PENDING_PAYMENT}
+    report = CloseReport()
+    expired = Order.objects.filter(status__in=sources, payment_deadline__lte=cutoff).exclude(
+        payment_method=PaymentMethod.COD
+    )
+    open_attempt = Payment.objects.filter(status=Payment.Status.CREATED, channel__in=GATEWAY_CHANNELS)
+    for order in expired.filter(pk__in=open_attempt.values("order_id")).order_by("payment_deadline")[:sync_limit]:
+        payment_sync(order=order, close_unpaid=True)
+        report.checked_with_gateway += 1
+
+    closable = expired.exclude(
+        pk__in=Payment.objects.filter(
+            Q(status=Payment.Status.SUCCEEDED) | Q(status=Payment.Status.CREATED, channel__in=GATEWAY_CHANNELS)
+        ).values("order_id")
+    )
+    for _batch in range(max_batches):
+        closed = _close_batch(closable, sources=sources, now=now, batch_size=batch_size)
+        report.closed += closed
+        report.batches += 1
+        if closed < batch_size:
+            break
+    return report
+
+
+def _close_batch(closable, *, sources: set[str], now: datetime, batch_size: int) -> int:
+    with transaction.atomic():
+        ids = list(
+            closable.select_for_update(skip_locked=True)
+            .order_by("payment_deadline")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return 0
+        Order.objects.filter(pk__in=ids, status__in=sources).update(
+            status=OrderStatus.CANCELLED, cancel_reason=CancelReason.TIMEOUT, cancelled_at=now, updated_at=now
+        )
+        stock_release_for_orders(order_ids=ids)
+        coupons = (
+            Order.objects.filter(pk__in=ids, coupon__isnull=False)
+            .order_by()
+            .values_list("coupon_id")
+            .annotate(uses=Count("pk"))
+        )
+        for coupon_id, uses in coupons:
+            Coupon.objects.filter(pk=coupon_id).update(used_count=Greatest(F("used_count") - uses, 0))
+        order_events_record_many(
+            order_ids=ids,
+            type=OrderEvent.Type.CANCEL,
+            actor=Actor.system("close_expired_orders"),
+            from_status=OrderStatus.PENDING_PAYMENT,
+            to_status=OrderStatus.CANCELLED,
+            reason=str(CancelReason.TIMEOUT.label),
+            reason_code=CancelReason.TIMEOUT.value,
+        )
+        mobiles = set(Order.objects.filter(pk__in=ids).values_list("customer_mobile", flat=True))
+        customer_risk_refresh(mobiles=mobiles, now=now)
+    return len(ids)
+
+
+def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> int:
+    """Flag customers with OMS_RISK_TIMEOUT_CLOSES timeout closes within OMS_RISK_WINDOW_DAYS.
+
+    A flag that staff cleared only comes back for closes after it was cleared.
+    Returns the number of customers newly flagged.
+    """
+    now = now or timezone.now()
+    window_start = now - timedelta(days=settings.OMS_RISK_WINDOW_DAYS)
+    threshold = settings.OMS_RISK_TIMEOUT_CLOSES
+    closes = (
+        Order.objects.filter(
+            customer_mobile__in=mobiles, cancel_reason=CancelReason.TIMEOUT, cancelled_at__gte=window_start
+        )
+        .order_by()
+        .values_list("customer_mobile")
+        .annotate(n=Count("pk"))
+        .filter(n__gte=threshold)
+    )
+    candidates = dict(closes)
+    if not candidates:
+        return 0
+    flags = {flag.mobile: flag for flag in CustomerRiskFlag.objects.filter(mobile__in=list(candidates))}
+    flagged = 0
+    for mobile, count in candidates.items():
+        flag = flags.get(mobile)
+        if flag is not None and flag.active:
+            CustomerRiskFlag.objects.filter(pk=flag.pk).update(timeout_closes=count)
+            continue
+        if flag is not None and flag.cleared_at is not None:
+            count = Order.objects.filter(
+                customer_mobile=mobile,
+                cancel_reason=CancelReason.TIMEOUT,
+                cancelled_at__gte=max(window_start, flag.cleared_at),
+            ).count()
+            if count < threshold:
+                continue
+        reason = _("%(days)d 天内 %(n)d 个订单超时未付款被关闭") % {"days": settings.OMS_RISK_WINDOW_DAYS, "n": count}
+        CustomerRiskFlag.objects.update_or_create(
+            mobile=mobile,
+            defaults={"active": True, "timeout_closes": count, "flagged_at": now, "reason": reason},
+        )
+        flagged += 1
+    return flagged
+
+
+def customer_risk_clear(*, flag: CustomerRiskFlag, user, reason: str) -> CustomerRiskFlag:
+    """Staff lift a flag, with a reason; the customer may use cash on delivery again."""
+    if not reason.strip():
+        raise ValidationFailed(fields={"reason": [_("请填写解除原因")]})
+    with transaction.atomic():
+        flag = CustomerRiskFlag.objects.select_for_update().get(pk=flag.pk)
+        flag.active = False
+        flag.cleared_at = timezone.now()
+        flag.cleared_by = user
+        flag.clear_reason = reason.strip()[:200]
+        flag.save()
+    return flag
+
+
+def order_confirm_receipt_overdue(*, now: datetime | None = None, batch_size: int = 200, max_batches: int = 10) -> int:
+    """自动确认收货: complete shipped orders OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT days after
+    shipment, or OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY days after delivery, whichever is first.
+    """
+    now = now or timezone.now()
+    due = Order.objects.filter(status=OrderStatus.SHIPPED).filter(
+        Q(shipped_at__lte=now - timedelta(days=settings.OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT))
+        | Q(delivered_at__lte=now - timedelta(days=settings.OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY))
+    )
+    actor = Actor.system("confirm_receipt_overdue")
+    done = 0
+    for _batch in range(max_batches):
+        with transaction.atomic():
+            orders = list(due.select_for_update(skip_locked=True).order_by("shipped_at")[:batch_size])
+            for order in orders:
+                _transition(order, "complete", actor, event_reason=str(_("超时自动确认收货")), at=now)
+        done += len(orders)
+        if len(orders) < batch_size:
+            break
+    return done

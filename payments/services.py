@@ -662,6 +662,20 @@ def refund_execute(*, refund_id: int) -> Refund:
     return refund  # processing: the gateway's refund notice will finish it
 
 
+def refunds_stuck(*, older_than: timedelta, limit: int = 100, now: datetime | None = None) -> list[int]:
+    """Refunds approved or processing at a gateway for longer than `older_than` (re-delivery job)."""
+    now = now or timezone.now()
+    return list(
+        Refund.objects.filter(
+            status__in=[Refund.Status.APPROVED, Refund.Status.PROCESSING],
+            payment__channel__in=GATEWAY_CHANNELS,
+            updated_at__lte=now - older_than,
+        )
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def refund_mark_succeeded(*, refund: Refund, gateway_refund_no: str = "", actor: Actor | None = None) -> Refund:
     """The money left: count it on the order, once."""
     with transaction.atomic():

@@ -35,3 +35,14 @@ def sync_stale_payments(minutes: int = 5, limit: int = 200) -> int:
         payment_sync(order=Order.objects.get(pk=order_id), close_unpaid=False)
         done += 1
     return done
+
+
+@shared_task
+def redeliver_refunds(minutes: int = 10, limit: int = 100) -> int:
+    """Re-queue refunds stuck in approved/processing (a lost task, a broker outage)."""
+    from .services import refunds_stuck
+
+    ids = refunds_stuck(older_than=timedelta(minutes=minutes), limit=limit)
+    for refund_id in ids:
+        execute_refund.delay(refund_id)
+    return len(ids)

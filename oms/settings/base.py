@@ -196,6 +196,12 @@ OMS_FREE_SHIPPING_THRESHOLD = Decimal(env.str("OMS_FREE_SHIPPING_THRESHOLD", def
 OMS_LARGE_ORDER_THRESHOLD = Decimal(env.str("OMS_LARGE_ORDER_THRESHOLD", default="10000.00"))
 OMS_REMARK_MAX_LENGTH = env.int("OMS_REMARK_MAX_LENGTH", default=200)
 OMS_SITE_URL = env.str("OMS_SITE_URL", default="http://127.0.0.1:8000")
+# The clock
+OMS_CLOSE_GRACE_SECONDS = env.int("OMS_CLOSE_GRACE_SECONDS", default=0)
+OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT = env.int("OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT", default=10)
+OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY = env.int("OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY", default=7)
+OMS_RISK_TIMEOUT_CLOSES = env.int("OMS_RISK_TIMEOUT_CLOSES", default=3)
+OMS_RISK_WINDOW_DAYS = env.int("OMS_RISK_WINDOW_DAYS", default=30)
 
 # --- Payment gateways -----------------------------------------------------------
 # With no ALIPAY_APP_ID / WECHATPAY_MCHID, the alipay and wechatpay channels point at

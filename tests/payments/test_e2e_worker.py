@@ -5,69 +5,33 @@ really signed notify to our notify URL -> the order reaches 待发货. Nobody ca
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.db import connection
 
 from orders.models import Order
 from payments.models import PaymentNotification
 from tests.conftest import client_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+from tests.processes import celery_processes
 
 
 @pytest.fixture
 def worker(live_server, settings, tmp_path):
     if not django_settings.REDIS_URL:
         pytest.skip("needs REDIS_URL")
-    from oms.celery import app
-
-    queue = f"e2e-{uuid.uuid4().hex[:10]}"
     settings.OMS_SITE_URL = live_server.url
     settings.SANDBOX_KEY_DIR = tmp_path / "sandbox"
     settings.ALIPAY_APP_ID = settings.WECHATPAY_MCHID = ""
-    previous_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "oms.settings.test",
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": django_settings.REDIS_URL,
         "OMS_SITE_URL": live_server.url,
         "SANDBOX_KEY_DIR": str(tmp_path / "sandbox"),
         "SANDBOX_RETRY_SCALE": "0.001",
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
-    log = open(tmp_path / "worker.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "oms", "worker", "-Q", queue, "--pool=solo", "-l", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-    app.conf.task_default_queue = previous_queue
-    print((tmp_path / "worker.log").read_text()[-3000:])
+    with celery_processes(["worker"], log_dir=tmp_path, **env):
+        yield
 
 
 @pytest.mark.postgres
@@ -91,7 +55,7 @@ def test_sandbox_payment_reaches_awaiting_shipment_through_a_real_worker(worker,
 
     deadline = time.monotonic() + 90
     order = Order.objects.get(order_no=order_no)
-    while order.status == "pending_payment" and time.monotonic() < deadline and worker.poll() is None:
+    while order.status == "pending_payment" and time.monotonic() < deadline:
         time.sleep(0.5)
         order.refresh_from_db()
     assert order.status == "awaiting_shipment"

@@ -206,3 +206,22 @@ def test_refund_refused_by_the_gateway_fails_and_opens_a_case(shop, order_body, 
     assert order.refunded_total == Decimal("0.00")
     case = ReconciliationCase.objects.get()
     assert (case.type, case.refund_id) == ("refund_failed", refund.pk)
+
+
+def test_timeout_sweep_applies_a_payment_found_at_the_gateway_instead_of_closing(shop, order_body):
+    from orders.services import order_close_expired
+
+    paid = new_order(shop, order_body)
+    pay_at_sandbox(shop, paid)  # paid at the gateway, notify lost
+    unpaid = new_order(shop, order_body, external_id="X-2")
+    answer = start(shop, unpaid, "alipay").json()
+    requests.get(answer["pay_url"], timeout=10)  # opened the cashier, never paid
+    Order.objects.update(payment_deadline=timezone.now() - timedelta(seconds=1))
+
+    report = order_close_expired()
+    paid.refresh_from_db()
+    unpaid.refresh_from_db()
+    assert report.checked_with_gateway == 2
+    assert (paid.status, paid.paid_total) == ("awaiting_shipment", paid.payable_total)
+    assert (unpaid.status, unpaid.cancel_reason) == ("cancelled", "timeout")
+    assert get_gateway("alipay").query(out_trade_no=answer["out_trade_no"]).closed  # closed at the gateway too

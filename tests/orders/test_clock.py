@@ -1,0 +1,250 @@
+"""The order clock: timeout close, automatic receipt confirmation and the unpaid-order risk flag.
+Time is controlled with time-machine; races run with threads on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from inventory.models import Reservation, StockLevel
+from orders import services
+from orders.models import Coupon, CustomerRiskFlag, Order, OrderEvent
+from payments.models import Payment, ReconciliationCase, Refund
+from tests.payments.gateway_doubles import FakeGateways
+
+SYSTEM = services.Actor.system("test")
+
+
+@pytest.fixture
+def order(create_order) -> Order:
+    return Order.objects.get(order_no=create_order()["order_no"])
+
+
+def test_deadline_boundary(order):
+    with time_machine.travel(order.payment_deadline - timedelta(seconds=1)):
+        assert services.order_close_expired().closed == 0
+    order.refresh_from_db()
+    assert order.status == "pending_payment"
+    assert StockLevel.objects.get().reserved == 3
+
+    with time_machine.travel(order.payment_deadline + timedelta(seconds=1)):
+        assert services.order_close_expired().closed == 1
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == ("cancelled", "timeout")
+    assert order.cancelled_at is not None
+    assert StockLevel.objects.get().reserved == 0
+    assert set(Reservation.objects.values_list("status", flat=True)) == {"released"}
+    event = order.events.get(type=OrderEvent.Type.CANCEL)
+    assert (event.from_status, event.to_status, event.actor_label) == (
+        "pending_payment",
+        "cancelled",
+        "close_expired_orders",
+    )
+
+
+def test_grace_period_delays_the_close(order, settings):
+    settings.OMS_CLOSE_GRACE_SECONDS = 120
+    with time_machine.travel(order.payment_deadline + timedelta(seconds=60)):
+        assert services.order_close_expired().closed == 0
+    with time_machine.travel(order.payment_deadline + timedelta(seconds=121)):
+        assert services.order_close_expired().closed == 1
+
+
+def test_paid_orders_are_never_closed(create_order):
+    paid = Order.objects.get(order_no=create_order()["order_no"])
+    services.order_pay(order=paid, amount=paid.payable_total, actor=SYSTEM)
+    # an order whose successful payment is recorded but whose status lags must not be closed either
+    lagging = Order.objects.get(order_no=create_order()["order_no"])
+    payment = Payment.objects.create(order=lagging, channel="alipay", out_trade_no="LAG1", amount=lagging.payable_total)
+    payment.succeed(trade_no="T1", at=timezone.now())
+    payment.save()
+    with time_machine.travel(timezone.now() + timedelta(days=3)):
+        assert services.order_close_expired().closed == 0
+    assert set(Order.objects.values_list("status", flat=True)) == {"awaiting_shipment", "pending_payment"}
+
+
+def test_cash_on_delivery_orders_are_never_auto_closed(create_order):
+    create_order(payment_method="cod")
+    with time_machine.travel(timezone.now() + timedelta(days=3)):
+        assert services.order_close_expired().closed == 0
+    assert Order.objects.get().status == "pending_payment"
+
+
+def test_close_gives_back_the_coupon_use(create_order, make_sku):
+    coupon = Coupon.objects.create(
+        code="C", name="满100减10", kind="threshold", threshold=Decimal("100"), reduction=Decimal("10")
+    )
+    create_order(coupon_code="C")
+    coupon.refresh_from_db()
+    assert coupon.used_count == 1
+    with time_machine.travel(timezone.now() + timedelta(days=3)):
+        services.order_close_expired()
+    coupon.refresh_from_db()
+    assert coupon.used_count == 0
+
+
+def test_sweep_is_set_based(create_order, make_sku, settings):
+    settings.OMS_RISK_TIMEOUT_CLOSES = 10**6  # keep the risk flag (per flagged customer) out of this count
+    make_sku("A", "10.00", 10_000)
+    make_sku("B", "20.00", 10_000)
+    lines = [{"sku": "TSHIRT-L-BLK", "quantity": 1}, {"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]
+
+    def queries_to_close(count: int) -> int:
+        for _ in range(count):
+            create_order(lines=lines)
+        with time_machine.travel(timezone.now() + timedelta(days=3)):
+            with CaptureQueriesContext(connection) as captured:
+                assert services.order_close_expired().closed == count
+        return len(captured)
+
+    few, many = queries_to_close(3), queries_to_close(40)
+    assert few == many  # a constant number of queries, whatever the batch size
+    assert many <= 16
+    assert sum(StockLevel.objects.values_list("reserved", flat=True)) == 0
+    assert OrderEvent.objects.filter(type="cancel").count() == 43
+
+
+def test_batches_are_bounded_per_run(create_order):
+    for _ in range(5):
+        create_order()
+    with time_machine.travel(timezone.now() + timedelta(days=3)):
+        report = services.order_close_expired(batch_size=2, max_batches=2)
+    assert (report.closed, report.batches) == (4, 2)
+    assert Order.objects.filter(status="pending_payment").count() == 1
+
+
+def test_automatic_receipt_confirmation(create_order, settings):
+    settings.OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT = 10
+    settings.OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY = 7
+    orders = []
+    for _ in range(2):
+        order = Order.objects.get(order_no=create_order()["order_no"])
+        services.order_pay(order=order, amount=order.payable_total, actor=SYSTEM)
+        services.order_ship(order=order, actor=SYSTEM, carrier="顺丰", tracking_no="SF1")
+        orders.append(order)
+    shipped_at = timezone.now()
+    Order.objects.filter(pk=orders[1].pk).update(delivered_at=shipped_at + timedelta(days=1))
+
+    with time_machine.travel(shipped_at + timedelta(days=7, hours=23)):
+        assert services.order_confirm_receipt_overdue() == 0
+    with time_machine.travel(shipped_at + timedelta(days=8, minutes=1)):  # 7 days after delivery
+        assert services.order_confirm_receipt_overdue() == 1
+    with time_machine.travel(shipped_at + timedelta(days=10, minutes=1)):  # 10 days after shipment
+        assert services.order_confirm_receipt_overdue() == 1
+        assert services.order_confirm_receipt_overdue() == 0  # idempotent
+    assert set(Order.objects.values_list("status", flat=True)) == {"completed"}
+    assert OrderEvent.objects.filter(type="complete", actor_label="confirm_receipt_overdue").count() == 2
+
+
+def test_risk_flag_blocks_cash_on_delivery_until_cleared(api, create_order, order_body, settings, admin_user):
+    settings.OMS_RISK_TIMEOUT_CLOSES = 3
+    for _ in range(3):
+        create_order()
+        with time_machine.travel(timezone.now() + timedelta(days=2)):
+            services.order_close_expired()
+    flag = CustomerRiskFlag.objects.get(mobile="13800138000")
+    assert flag.active and flag.timeout_closes == 3
+
+    response = api.post(
+        "/api/v1/orders/", {**order_body, "external_id": "COD-1", "payment_method": "cod"}, format="json"
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "customer_restricted"
+    assert api.post("/api/v1/orders/", {**order_body, "external_id": "ALI-1"}, format="json").status_code == 201
+
+    services.customer_risk_clear(flag=flag, user=admin_user, reason="顾客来电说明情况")
+    response = api.post(
+        "/api/v1/orders/", {**order_body, "external_id": "COD-2", "payment_method": "cod"}, format="json"
+    )
+    assert response.status_code == 201
+
+
+def test_risk_flag_needs_enough_closes_in_the_window(create_order, settings):
+    settings.OMS_RISK_TIMEOUT_CLOSES = 3
+    settings.OMS_RISK_WINDOW_DAYS = 30
+    start = timezone.now()
+    for days in (0, 20, 40):  # the first close falls out of the window by the third
+        with time_machine.travel(start + timedelta(days=days)):
+            create_order()
+        with time_machine.travel(start + timedelta(days=days + 2)):
+            services.order_close_expired()
+    assert not CustomerRiskFlag.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefront, order_body, tshirt):
+    """100 trials of the timeout sweep racing a late 'paid' notify for the same order."""
+    from django.test import Client
+
+    from tests.orders.test_create import _payload
+
+    gateways = FakeGateways(tmp_path)
+    for name, value in gateways.settings().items():
+        setattr(settings, name, value)
+    StockLevel.objects.filter(sku=tshirt).update(on_hand=10_000)
+    outcomes = {"paid": 0, "cancelled_refunded": 0}
+    for trial in range(100):
+        order, _ = services.order_create(storefront=storefront, payload=_payload(order_body, external_id=f"R-{trial}"))
+        payment = Payment.objects.create(
+            order=order, channel="alipay", out_trade_no=f"{order.order_no}P01", amount=order.payable_total
+        )
+        payment.close(at=timezone.now())  # the gateway check closed it; the customer paid anyway
+        payment.save()
+        Order.objects.filter(pk=order.pk).update(payment_deadline=timezone.now() - timedelta(seconds=1))
+        body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
+        barrier = threading.Barrier(2)
+        answers: list = []
+
+        def sweep(barrier: threading.Barrier) -> None:
+            try:
+                barrier.wait()
+                time.sleep(random.uniform(0, 0.02))  # spread the start over the notify's own duration
+                services.order_close_expired(sync_limit=0)
+            finally:
+                connections.close_all()
+
+        def notify(barrier: threading.Barrier, body: bytes, answers: list) -> None:
+            try:
+                barrier.wait()
+                answers.append(
+                    Client()
+                    .post("/payments/notify/alipay/", body, content_type="application/x-www-form-urlencoded")
+                    .content
+                )
+            finally:
+                connections.close_all()
+
+        threads = [
+            threading.Thread(target=sweep, args=(barrier,)),
+            threading.Thread(target=notify, args=(barrier, body, answers)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answers == [b"success"]
+        order.refresh_from_db()
+        assert order.paid_total == order.payable_total  # the money is always on the books
+        if order.status == "cancelled":
+            refund = Refund.objects.get(order=order)
+            assert refund.amount == order.payable_total
+            assert ReconciliationCase.objects.filter(order=order, type="paid_after_close").exists()
+            outcomes["cancelled_refunded"] += 1
+        else:
+            assert order.status == "awaiting_shipment"
+            assert not Refund.objects.filter(order=order).exists()
+            assert Reservation.objects.filter(order_line__order=order, status="active").exists()
+            outcomes["paid"] += 1
+    assert sum(outcomes.values()) == 100
+    print("close-vs-notify outcomes:", outcomes)
