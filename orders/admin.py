@@ -5,7 +5,9 @@ instead of calling the model method directly. Nothing can be deleted.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django_fsm.admin import FSMAdminMixin
@@ -16,7 +18,7 @@ from oms.errors import DomainError
 from payments.models import Payment, Refund
 
 from . import services
-from .models import Coupon, Order, OrderEvent, OrderLine, Storefront, StorefrontAPIKey
+from .models import Coupon, CustomerRiskFlag, Order, OrderEvent, OrderLine, Storefront, StorefrontAPIKey
 
 # The library's own key model is not used: every key here belongs to a storefront.
 if admin.site.is_registered(APIKey):
@@ -105,6 +107,7 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
         "payable_total",
         "payment_method",
         "review_flag_list",
+        "customer_risk",
         "created_at",
         "payment_deadline",
     ]
@@ -237,6 +240,14 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
             order.get_status_display(),
         )
 
+    def get_queryset(self, request):
+        flagged = CustomerRiskFlag.objects.filter(mobile=OuterRef("customer_mobile"), active=True)
+        return super().get_queryset(request).annotate(customer_flagged=Exists(flagged))
+
+    @admin.display(description=_("信用"), boolean=False, ordering="customer_flagged")
+    def customer_risk(self, order: Order) -> str:
+        return "⚠ 多次未付款" if getattr(order, "customer_flagged", False) else "—"
+
     @admin.display(description=_("复核"))
     def review_flag_list(self, order: Order) -> str:
         return "、".join(str(services.ReviewFlag(flag).label) for flag in order.review_flags) or "—"
@@ -327,3 +338,33 @@ class CouponAdmin(NoDeleteMixin, admin.ModelAdmin):
         "active",
     ]
     readonly_fields = ["used_count"]
+
+
+class RiskFlagForm(forms.ModelForm):
+    clear_now = forms.BooleanField(label=_("解除标记"), required=False)
+
+    class Meta:
+        model = CustomerRiskFlag
+        fields = ["clear_reason"]
+
+
+@admin.register(CustomerRiskFlag)
+class CustomerRiskFlagAdmin(NoDeleteMixin, admin.ModelAdmin):
+    """信用: flagged customers may not use cash on delivery. Staff clear a flag with a reason."""
+
+    form = RiskFlagForm
+    list_display = ["mobile", "active", "timeout_closes", "flagged_at", "reason", "cleared_by", "cleared_at"]
+    list_filter = ["active"]
+    search_fields = ["mobile"]
+    readonly_fields = ["mobile", "active", "timeout_closes", "flagged_at", "reason", "cleared_by", "cleared_at"]
+    fields = [*readonly_fields, "clear_now", "clear_reason"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if form.cleaned_data.get("clear_now") and obj.active:
+            try:
+                services.customer_risk_clear(flag=obj, user=request.user, reason=form.cleaned_data["clear_reason"])
+            except DomainError as err:
+                self.message_user(request, err.message, level=messages.ERROR)

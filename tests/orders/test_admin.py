@@ -108,3 +108,17 @@ def test_nothing_can_be_deleted(admin_client, order):
     assert Order.objects.filter(pk=order.pk).exists()
     for url in ("/admin/orders/order/", "/admin/orders/orderevent/", "/admin/inventory/stocklevel/"):
         assert "delete_selected" not in admin_client.get(url).content.decode()
+
+
+def test_risk_flag_is_shown_and_cleared_with_a_reason(admin_client, order):
+    from orders.models import CustomerRiskFlag
+
+    flag = CustomerRiskFlag.objects.create(mobile=order.customer_mobile, flagged_at=order.created_at, reason="3 次超时")
+    assert "多次未付款" in admin_client.get("/admin/orders/order/").content.decode()
+    url = f"/admin/orders/customerriskflag/{flag.pk}/change/"
+    admin_client.post(url, {"clear_now": "on", "clear_reason": ""})
+    flag.refresh_from_db()
+    assert flag.active  # no reason, no clearing
+    admin_client.post(url, {"clear_now": "on", "clear_reason": "顾客已说明情况"})
+    flag.refresh_from_db()
+    assert (flag.active, flag.clear_reason, flag.cleared_by.username) == (False, "顾客已说明情况", "admin")
