@@ -125,6 +125,20 @@ class OrderInput:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _event(order_id: int, type: str, actor: Actor, from_status: str, to_status: str, reason: str, data) -> OrderEvent:
+    return OrderEvent(
+        order_id=order_id,
+        type=type,
+        from_status=from_status,
+        to_status=to_status,
+        actor_kind=actor.kind,
+        actor_label=actor.label,
+        actor_user=actor.user,
+        reason=reason,
+        data=data,
+    )
+
+
 def order_event_record(
     *,
     order: Order,
@@ -135,18 +149,10 @@ def order_event_record(
     reason: str = "",
     **data: Any,
 ) -> OrderEvent:
-    """The one writer of OrderEvent rows."""
-    return OrderEvent.objects.create(
-        order=order,
-        type=type,
-        from_status=from_status,
-        to_status=to_status,
-        actor_kind=actor.kind,
-        actor_label=actor.label,
-        actor_user=actor.user,
-        reason=reason,
-        data=data,
-    )
+    """The one writer of OrderEvent rows (with order_events_record_many for set-based jobs)."""
+    event = _event(order.pk, type, actor, from_status, to_status, reason, data)
+    event.save()
+    return event
 
 
 def order_events_record_many(
@@ -159,25 +165,10 @@ def order_events_record_many(
     reason: str = "",
     **data: Any,
 ) -> int:
-    """The same event for many orders in one INSERT (set-based jobs). Same fields as order_event_record."""
-    OrderEvent.objects.bulk_create(
-        [
-            OrderEvent(
-                order_id=order_id,
-                type=type,
-                from_status=from_status,
-                to_status=to_status,
-                actor_kind=actor.kind,
-                actor_label=actor.label,
-                actor_user=actor.user,
-                reason=reason,
-                data=data,
-            )
-            for order_id in order_ids
-        ],
-        batch_size=1000,
-    )
-    return len(order_ids)
+    """The same event for many orders in one INSERT."""
+    events = [_event(order_id, type, actor, from_status, to_status, reason, data) for order_id in order_ids]
+    OrderEvent.objects.bulk_create(events, batch_size=1000)
+    return len(events)
 
 
 def payment_deadline_for(*, order_type: str, created: datetime) -> datetime:
