@@ -16,6 +16,7 @@ from rest_framework_api_key.models import APIKey
 
 from oms.errors import DomainError
 from payments.models import Payment, Refund
+from reminders.admin import reminder_links_for
 
 from . import services
 from .models import Coupon, CustomerRiskFlag, Order, OrderEvent, OrderLine, Storefront, StorefrontAPIKey
@@ -124,6 +125,7 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [OrderLineInline, PaymentInline, RefundInline, OrderEventInline]
     fieldsets = [
+        (_("催付"), {"fields": ["reminder_links"]}),
         (
             _("订单"),
             {
@@ -215,7 +217,11 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # Every field is read-only here: changes go through the transition buttons (services).
-        return [f.name for f in Order._meta.fields]
+        return [f.name for f in Order._meta.fields] + ["reminder_links"]
+
+    @admin.display(description=_("催付"))
+    def reminder_links(self, order: Order):
+        return reminder_links_for(order)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,5 +1,7 @@
 from django.urls import path
 
+from reminders.api import OrderMessagesView
+
 from . import views
 
 urlpatterns = [
@@ -21,4 +23,5 @@ urlpatterns = [
         views.OrderAddressView.as_view(),
         name="order-address",
     ),
+    path("orders/<str:order_no>/messages/", OrderMessagesView.as_view(), name="order-messages"),
 ]

@@ -1,0 +1,82 @@
+"""The built-in rules: created by migration 0002 and by `reminder_rules_install_builtin()`.
+
+Plain data only (no model imports), so the data migration can use it with historical models.
+Templates use Django template syntax; the variables are listed in rendering.TEMPLATE_VARIABLES.
+The texts are polite on purpose: they inform, offer the link, and say it is fine to ignore them.
+"""
+
+CONFIRMATION_TEXT = (
+    "您好，您在{{ shop }}的订单 {{ order_no }} 已提交：{{ goods }}，应付 ¥{{ amount }}，支付方式：{{ payment_method }}。"
+    "{% if is_cod %}收货时付款即可。{% elif is_paid %}已收到您的付款，我们会尽快为您发货。"
+    "{% else %}请在 {{ deadline }} 前完成付款，逾期订单将自动关闭。付款链接：{{ pay_link }}{% endif %}"
+)
+
+AFTER_CREATED_TEXT = (
+    "您好，您在{{ shop }}的订单 {{ order_no }}（{{ goods }}，¥{{ amount }}）还未付款，商品已为您保留，"
+    "还有{{ time_left }}可以付款。需要的话点此完成付款：{{ pay_link }} 如已付款或不再需要，请忽略本消息。"
+)
+
+BEFORE_DEADLINE_TEXT = (
+    "温馨提示：您的订单 {{ order_no }}（{{ goods }}，¥{{ amount }}）将在{{ time_left }}后（{{ deadline }}）自动关闭。"
+    "如仍需要，可点此付款：{{ pay_link }} 如已付款或不再需要，请忽略本消息。"
+)
+
+PAYMENT_TROUBLE_TEXT = (
+    "您好，您的订单 {{ order_no }}（¥{{ amount }}）的付款似乎没有完成。如果支付遇到问题，"
+    "可以换一种支付方式再试：{{ pay_link }} 也欢迎联系客服，我们很乐意帮忙。"
+)
+
+CLOSED_TEXT = "您的订单 {{ order_no }}（{{ goods }}）因超时未付款已自动关闭，没有产生任何扣款。如仍需要，欢迎重新下单。"
+
+BUILTIN_RULES = [
+    {
+        "code": "order_confirmation",
+        "name": "下单确认",
+        "purpose": "confirmation",
+        "kind": "after_created",
+        "offset_minutes": 0,
+        "channel": "sms",
+        "template": CONFIRMATION_TEXT,
+        "email_subject": "订单 {{ order_no }} 已提交",
+    },
+    {
+        "code": "remind_after_created",
+        "name": "下单30分钟未付款提醒",
+        "purpose": "payment_reminder",
+        "kind": "after_created",
+        "offset_minutes": 30,
+        "channel": "sms",
+        "template": AFTER_CREATED_TEXT,
+        "email_subject": "订单 {{ order_no }} 待付款",
+    },
+    {
+        "code": "remind_before_deadline",
+        "name": "付款截止前2小时提醒",
+        "purpose": "payment_reminder",
+        "kind": "before_deadline",
+        "offset_minutes": 120,
+        "channel": "sms",
+        "template": BEFORE_DEADLINE_TEXT,
+        "email_subject": "订单 {{ order_no }} 即将关闭",
+    },
+    {
+        "code": "payment_trouble",
+        "name": "支付遇到问题？",
+        "purpose": "payment_reminder",
+        "kind": "after_payment_started",
+        "offset_minutes": 3,
+        "channel": "sms",
+        "template": PAYMENT_TROUBLE_TEXT,
+        "email_subject": "订单 {{ order_no }} 付款未完成",
+    },
+    {
+        "code": "closed_notice",
+        "name": "订单已关闭",
+        "purpose": "closed_notice",
+        "kind": "after_closed",
+        "offset_minutes": 0,
+        "channel": "in_app",
+        "template": CLOSED_TEXT,
+        "email_subject": "订单 {{ order_no }} 已关闭",
+    },
+]
