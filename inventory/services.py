@@ -140,7 +140,10 @@ def stock_release_for_orders(*, order_ids: list[int]) -> int:
     """
     from django.db.models import Case, IntegerField, Sum, Value, When
 
-    active = Reservation.objects.filter(order_line__order_id__in=order_ids, status=Reservation.Status.ACTIVE)
+    from orders.models import OrderLine
+
+    line_ids = list(OrderLine.objects.filter(order_id__in=order_ids).values_list("pk", flat=True))
+    active = Reservation.objects.filter(order_line_id__in=line_ids, status=Reservation.Status.ACTIVE)
     per_level = dict(active.order_by().values_list("stock_level_id").annotate(units=Sum("quantity")))
     if not per_level:
         return 0

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -615,16 +615,17 @@ def order_close_expired(
     expired = Order.objects.filter(status__in=sources, payment_deadline__lte=cutoff).exclude(
         payment_method=PaymentMethod.COD
     )
-    open_attempt = Payment.objects.filter(status=Payment.Status.CREATED, channel__in=GATEWAY_CHANNELS)
-    for order in expired.filter(pk__in=open_attempt.values("order_id")).order_by("payment_deadline")[:sync_limit]:
+    open_attempt = Payment.objects.filter(
+        order_id=OuterRef("pk"), status=Payment.Status.CREATED, channel__in=GATEWAY_CHANNELS
+    )
+    for order in expired.filter(Exists(open_attempt)).order_by("payment_deadline")[:sync_limit]:
         payment_sync(order=order, close_unpaid=True)
         report.checked_with_gateway += 1
 
-    closable = expired.exclude(
-        pk__in=Payment.objects.filter(
-            Q(status=Payment.Status.SUCCEEDED) | Q(status=Payment.Status.CREATED, channel__in=GATEWAY_CHANNELS)
-        ).values("order_id")
+    paid_or_open = Payment.objects.filter(order_id=OuterRef("pk")).filter(
+        Q(status=Payment.Status.SUCCEEDED) | Q(status=Payment.Status.CREATED, channel__in=GATEWAY_CHANNELS)
     )
+    closable = expired.filter(~Exists(paid_or_open))
     for _batch in range(max_batches):
         closed = _close_batch(closable, sources=sources, now=now, batch_size=batch_size)
         report.closed += closed
@@ -635,6 +636,8 @@ def order_close_expired(
 
 
 def _close_batch(closable, *, sources: set[str], now: datetime, batch_size: int) -> int:
+    from reminders.services import reminders_notify_closed
+
     with transaction.atomic():
         ids = list(
             closable.select_for_update(skip_locked=True)
@@ -646,7 +649,6 @@ def _close_batch(closable, *, sources: set[str], now: datetime, batch_size: int)
         Order.objects.filter(pk__in=ids, status__in=sources).update(
             status=OrderStatus.CANCELLED, cancel_reason=CancelReason.TIMEOUT, cancelled_at=now, updated_at=now
         )
-        stock_release_for_orders(order_ids=ids)
         coupons = (
             Order.objects.filter(pk__in=ids, coupon__isnull=False)
             .order_by()
@@ -664,54 +666,74 @@ def _close_batch(closable, *, sources: set[str], now: datetime, batch_size: int)
             reason=str(CancelReason.TIMEOUT.label),
             reason_code=CancelReason.TIMEOUT.value,
         )
+        reminders_notify_closed(order_ids=ids, now=now)
         mobiles = set(Order.objects.filter(pk__in=ids).values_list("customer_mobile", flat=True))
         customer_risk_refresh(mobiles=mobiles, now=now)
+        # Last, so the hot stock rows stay locked for as short a time as possible.
+        stock_release_for_orders(order_ids=ids)
     return len(ids)
 
 
 def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> int:
     """Flag customers with OMS_RISK_TIMEOUT_CLOSES timeout closes within OMS_RISK_WINDOW_DAYS.
 
-    A flag that staff cleared only comes back for closes after it was cleared.
-    Returns the number of customers newly flagged.
+    Set-based (a handful of queries whatever the number of customers): one count, one read
+    of the existing flags, one upsert. A flag that staff cleared only comes back for closes
+    after it was cleared. Returns the number of customers newly flagged.
     """
     now = now or timezone.now()
     window_start = now - timedelta(days=settings.OMS_RISK_WINDOW_DAYS)
     threshold = settings.OMS_RISK_TIMEOUT_CLOSES
-    closes = (
-        Order.objects.filter(
-            customer_mobile__in=mobiles, cancel_reason=CancelReason.TIMEOUT, cancelled_at__gte=window_start
-        )
-        .order_by()
-        .values_list("customer_mobile")
-        .annotate(n=Count("pk"))
-        .filter(n__gte=threshold)
-    )
-    candidates = dict(closes)
+    timeout_closes = Order.objects.filter(
+        customer_mobile__in=mobiles, cancel_reason=CancelReason.TIMEOUT, cancelled_at__gte=window_start
+    ).order_by()
+    candidates = dict(timeout_closes.values_list("customer_mobile").annotate(n=Count("pk")).filter(n__gte=threshold))
     if not candidates:
         return 0
-    flags = {flag.mobile: flag for flag in CustomerRiskFlag.objects.filter(mobile__in=list(candidates))}
-    flagged = 0
-    for mobile, count in candidates.items():
-        flag = flags.get(mobile)
-        if flag is not None and flag.active:
-            CustomerRiskFlag.objects.filter(pk=flag.pk).update(timeout_closes=count)
-            continue
-        if flag is not None and flag.cleared_at is not None:
-            count = Order.objects.filter(
-                customer_mobile=mobile,
-                cancel_reason=CancelReason.TIMEOUT,
-                cancelled_at__gte=max(window_start, flag.cleared_at),
-            ).count()
-            if count < threshold:
-                continue
-        reason = _("%(days)d 天内 %(n)d 个订单超时未付款被关闭") % {"days": settings.OMS_RISK_WINDOW_DAYS, "n": count}
-        CustomerRiskFlag.objects.update_or_create(
-            mobile=mobile,
-            defaults={"active": True, "timeout_closes": count, "flagged_at": now, "reason": reason},
+    existing = CustomerRiskFlag.objects.filter(mobile__in=list(candidates)).values_list(
+        "mobile", "active", "cleared_at"
+    )
+    active, cleared = set(), []
+    for mobile, is_active, cleared_at in existing:
+        if is_active:
+            active.add(mobile)
+        elif cleared_at is not None:
+            cleared.append(mobile)
+    if cleared:
+        since_clearing = dict(
+            timeout_closes.filter(
+                customer_mobile__in=cleared,
+                cancelled_at__gte=Subquery(
+                    CustomerRiskFlag.objects.filter(mobile=OuterRef("customer_mobile")).values("cleared_at")[:1]
+                ),
+            )
+            .values_list("customer_mobile")
+            .annotate(n=Count("pk"))
         )
-        flagged += 1
-    return flagged
+        for mobile in cleared:
+            candidates[mobile] = since_clearing.get(mobile, 0)
+    to_flag = [
+        CustomerRiskFlag(
+            mobile=mobile,
+            active=True,
+            timeout_closes=count,
+            flagged_at=now,
+            reason=_("%(days)d 天内 %(n)d 个订单超时未付款被关闭")
+            % {"days": settings.OMS_RISK_WINDOW_DAYS, "n": count},
+            cleared_at=None,
+            cleared_by=None,
+            clear_reason="",
+        )
+        for mobile, count in candidates.items()
+        if mobile not in active and count >= threshold
+    ]
+    CustomerRiskFlag.objects.bulk_create(
+        to_flag,
+        update_conflicts=True,
+        unique_fields=["mobile"],
+        update_fields=["active", "timeout_closes", "flagged_at", "reason", "cleared_at", "cleared_by", "clear_reason"],
+    )
+    return len(to_flag)
 
 
 def customer_risk_clear(*, flag: CustomerRiskFlag, user, reason: str) -> CustomerRiskFlag:

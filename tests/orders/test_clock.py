@@ -50,6 +50,10 @@ def test_deadline_boundary(order):
         "cancelled",
         "close_expired_orders",
     )
+    from reminders.models import Reminder
+
+    notice = Reminder.objects.get(order=order, rule__purpose="closed_notice")  # told through the reminder channels
+    assert notice.status == "scheduled"
 
 
 def test_grace_period_delays_the_close(order, settings):
@@ -93,15 +97,16 @@ def test_close_gives_back_the_coupon_use(create_order, make_sku):
     assert coupon.used_count == 0
 
 
-def test_sweep_is_set_based(create_order, make_sku, settings):
-    settings.OMS_RISK_TIMEOUT_CLOSES = 10**6  # keep the risk flag (per flagged customer) out of this count
+def test_sweep_is_set_based(create_order, make_sku, order_body, settings):
+    settings.OMS_RISK_TIMEOUT_CLOSES = 1  # every customer gets flagged: the risk path must be set-based too
     make_sku("A", "10.00", 10_000)
     make_sku("B", "20.00", 10_000)
     lines = [{"sku": "TSHIRT-L-BLK", "quantity": 1}, {"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}]
+    mobiles = iter(f"139{n:08d}" for n in range(1000))
 
     def queries_to_close(count: int) -> int:
         for _ in range(count):
-            create_order(lines=lines)
+            create_order(lines=lines, customer={**order_body["customer"], "mobile": next(mobiles)})
         with time_machine.travel(timezone.now() + timedelta(days=3)):
             with CaptureQueriesContext(connection) as captured:
                 assert services.order_close_expired().closed == count
@@ -109,9 +114,31 @@ def test_sweep_is_set_based(create_order, make_sku, settings):
 
     few, many = queries_to_close(3), queries_to_close(40)
     assert few == many  # a constant number of queries, whatever the batch size
-    assert many <= 16
+    assert many <= 18
     assert sum(StockLevel.objects.values_list("reserved", flat=True)) == 0
     assert OrderEvent.objects.filter(type="cancel").count() == 43
+    assert CustomerRiskFlag.objects.filter(active=True).count() == 43
+
+
+def test_a_cleared_customer_is_flagged_again_only_for_new_closes(create_order, settings, admin_user):
+    settings.OMS_RISK_TIMEOUT_CLOSES = 2
+    start = timezone.now()
+    for day in (0, 1):
+        with time_machine.travel(start + timedelta(days=day)):
+            create_order()
+        with time_machine.travel(start + timedelta(days=day + 2)):
+            services.order_close_expired()
+    flag = CustomerRiskFlag.objects.get()
+    with time_machine.travel(start + timedelta(days=4)):
+        services.customer_risk_clear(flag=flag, user=admin_user, reason="已电话核实")
+    for day in (5, 6):
+        with time_machine.travel(start + timedelta(days=day)):
+            create_order()
+        with time_machine.travel(start + timedelta(days=day + 2)):
+            services.order_close_expired()
+        flag.refresh_from_db()
+        assert flag.active == (day == 6)  # the two closes before the clearing do not count again
+    assert (flag.cleared_at, flag.clear_reason, flag.timeout_closes) == (None, "", 2)
 
 
 def test_batches_are_bounded_per_run(create_order):
