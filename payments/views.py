@@ -6,11 +6,16 @@ is the authentication.
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
+
+from oms.errors import DomainError
+from orders.models import Order, OrderStatus
+from orders.services import Actor
 
 from .models import Channel
-from .services import MAX_NOTIFY_BYTES, payment_receive_notification
+from .services import MAX_NOTIFY_BYTES, payment_receive_notification, payment_start
 
 WECHAT_HEADERS = (
     "Wechatpay-Timestamp",
@@ -49,3 +54,30 @@ def wechatpay_notify(request: HttpRequest) -> HttpResponse:
     return JsonResponse(
         {"code": "FAIL", "message": result.notification.verify_error or "verification failed"}, status=401
     )
+
+
+@require_http_methods(["GET", "POST"])
+def pay_page(request: HttpRequest, order_no: str) -> HttpResponse:
+    """The one-click pay link in reminder messages: pick a channel, then on to the gateway.
+
+    The order number is the capability (date + 10 random digits); the page shows no
+    personal data beyond the goods and the amount.
+    """
+    order = get_object_or_404(Order.objects.select_related("storefront"), order_no=order_no)
+    channels = [(c.value, c.label) for c in (Channel.ALIPAY, Channel.WECHATPAY)]
+    context = {
+        "order": order,
+        "payable": order.status == OrderStatus.PENDING_PAYMENT,
+        "channels": [(v, label) for v, label in channels if v in order.storefront.allowed_payment_methods],
+    }
+    if request.method == "POST" and context["payable"]:
+        try:
+            _payment, pay = payment_start(
+                order=order, channel=request.POST.get("channel", ""), actor=Actor.storefront(order.storefront)
+            )
+        except DomainError as err:
+            return render(request, "payments/pay.html", {**context, "error": err.message}, status=err.status_code)
+        if pay.pay_url:
+            return redirect(pay.pay_url)
+        context["code_url"] = pay.code_url
+    return render(request, "payments/pay.html", context)

@@ -225,3 +225,20 @@ def test_timeout_sweep_applies_a_payment_found_at_the_gateway_instead_of_closing
     assert (paid.status, paid.paid_total) == ("awaiting_shipment", paid.payable_total)
     assert (unpaid.status, unpaid.cancel_reason) == ("cancelled", "timeout")
     assert get_gateway("alipay").query(out_trade_no=answer["out_trade_no"]).closed  # closed at the gateway too
+
+
+def test_the_pay_link_in_reminders_leads_to_the_gateway(shop, order_body, client):
+    from django.conf import settings
+
+    from reminders.conf import pay_link
+
+    order = new_order(shop, order_body)
+    link = pay_link(order.order_no)
+    assert link == f"{settings.OMS_SITE_URL}/payments/pay/{order.order_no}/"
+    page = client.get(f"/payments/pay/{order.order_no}/")
+    assert page.status_code == 200 and "¥210.00" in page.content.decode()
+    answer = client.post(f"/payments/pay/{order.order_no}/", {"channel": "alipay"})
+    assert answer.status_code == 302
+    assert answer["Location"].startswith(get_gateway("alipay").config.gateway_url)
+    assert Payment.objects.get().channel == "alipay"
+    assert client.get("/payments/pay/000/").status_code == 404
