@@ -691,14 +691,19 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
     if not candidates:
         return 0
     existing = CustomerRiskFlag.objects.filter(mobile__in=list(candidates)).values_list(
-        "mobile", "active", "cleared_at"
+        "pk", "mobile", "active", "cleared_at"
     )
-    active, cleared = set(), []
-    for mobile, is_active, cleared_at in existing:
+    active: dict[str, int] = {}
+    cleared = []
+    for pk, mobile, is_active, cleared_at in existing:
         if is_active:
-            active.add(mobile)
+            active[mobile] = pk
         elif cleared_at is not None:
             cleared.append(mobile)
+
+    def reason(count: int) -> str:
+        return _("%(days)d 天内 %(n)d 个订单超时未付款被关闭") % {"days": settings.OMS_RISK_WINDOW_DAYS, "n": count}
+
     if cleared:
         since_clearing = dict(
             timeout_closes.filter(
@@ -718,8 +723,7 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
             active=True,
             timeout_closes=count,
             flagged_at=now,
-            reason=_("%(days)d 天内 %(n)d 个订单超时未付款被关闭")
-            % {"days": settings.OMS_RISK_WINDOW_DAYS, "n": count},
+            reason=reason(count),
             cleared_at=None,
             cleared_by=None,
             clear_reason="",
@@ -732,6 +736,14 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
         update_conflicts=True,
         unique_fields=["mobile"],
         update_fields=["active", "timeout_closes", "flagged_at", "reason", "cleared_at", "cleared_by", "clear_reason"],
+    )
+    # Flags already up keep their flagged_at; their count follows the window.
+    CustomerRiskFlag.objects.bulk_update(
+        [
+            CustomerRiskFlag(pk=pk, timeout_closes=candidates[mobile], reason=reason(candidates[mobile]))
+            for mobile, pk in active.items()
+        ],
+        ["timeout_closes", "reason"],
     )
     return len(to_flag)
 

@@ -181,6 +181,11 @@ def test_risk_flag_blocks_cash_on_delivery_until_cleared(api, create_order, orde
             services.order_close_expired()
     flag = CustomerRiskFlag.objects.get(mobile="13800138000")
     assert flag.active and flag.timeout_closes == 3
+    create_order()
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        services.order_close_expired()
+    flag.refresh_from_db()
+    assert flag.timeout_closes == 4 and "4 个订单" in flag.reason  # an active flag keeps counting
 
     response = api.post(
         "/api/v1/orders/", {**order_body, "external_id": "COD-1", "payment_method": "cod"}, format="json"
