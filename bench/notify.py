@@ -56,106 +56,75 @@ from __future__ import annotations
 
 import argparse
 import base64
-import itertools
-import math
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Protocol
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-import psycopg2
 import requests
+from common import (
+    ADDRESS,
+    CATALOG,
+    CUSTOMER,
+    HTTP_TIMEOUT_S,
+    STOCK_PER_SKU,
+    STOREFRONT_CODE,
+    THROTTLE_RATE,
+    WARMUP_PREFIX,
+    Gunicorn,
+    add_database_url,
+    add_load_options,
+    add_redis_url,
+    bench_env,
+    close_django_connections,
+    cpu_report,
+    cpu_snapshot,
+    create_storefront,
+    database_name,
+    django_setup,
+    load_average,
+    migrate,
+    positive_int,
+    print_errors,
+    query_one,
+    run_load,
+    scratch_database,
+    server_version,
+    usable_cpus,
+)
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from psycopg2 import sql
-
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent  # the virtualenv's bin/, where gunicorn lives
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # for oms.*, orders.*, payments.* and tests.payments.gateway_doubles
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/oms_bench_notify"
 SETTINGS = "oms.settings.dev"
-THROTTLE_RATE = "1000000/min"
 NOTIFY_PATH = "/payments/notify/alipay/"
-STOCK_PER_SKU = 10**9
-ERRORS_SHOWN = 5
-HTTP_TIMEOUT_S = 60.0
-SERVER_START_TIMEOUT_S = 60.0
 FLOOR_MIN_S = 1.0
 SETUP_BATCH = 100  # orders created per transaction during setup
 
 TIMED_PREFIX = "BENCH-NOTIFY-"
-WARMUP_PREFIX = "BENCH-WARMUP-"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-# (code, name, spec, price), as in bench/order_intake.py.
-CATALOG: list[tuple[str, str, str, str]] = [
-    ("BENCH-TSHIRT-L-BLK", "纯棉T恤", "L码 黑色", "70.00"),
-    ("BENCH-MUG-350", "陶瓷马克杯", "350ml 白色", "39.90"),
-    ("BENCH-CAP-RED", "棒球帽", "均码 红色", "59.00"),
-]
-CUSTOMER = {"name": "张小姐", "mobile": "13800138000", "email": "zhang@example.com", "member_id": "M001"}
-ADDRESS = {
-    "receiver": "张小姐",
-    "phone": "13800138000",
-    "province": "浙江省",
-    "city": "杭州市",
-    "district": "西湖区",
-    "detail": "文三路100号",
-    "postcode": "310000",
-}
 
 
 # --- options ------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    cpus = os.cpu_count() or 2
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "-n", "--notifies", type=positive_int, default=2000, help="orders, one notify each (default 2000)"
     )
-    parser.add_argument("-c", "--concurrency", type=positive_int, default=8, help="concurrent clients (default 8)")
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=2 * cpus,
-        help=f"gunicorn sync workers (default 2 x cores = {2 * cpus})",
-    )
+    add_load_options(parser)
     parser.add_argument("--warmup", type=int, default=None, help="untimed warm-up notifies (default 4 x workers)")
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help=f"default {DEFAULT_DATABASE_URL}")
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        help="Redis for the server's cache and broker; default $REDIS_URL or redis://127.0.0.1:6379/0",
-    )
+    add_database_url(parser, DEFAULT_DATABASE_URL)
+    add_redis_url(parser, "cache and broker")
     parser.add_argument("--keep-db", action="store_true", help="leave the database in place afterwards")
     args = parser.parse_args(argv)
     if args.warmup is None:
@@ -165,173 +134,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# --- database and server ----------------------------------------------------------
-
-
-def database_name(url: str) -> str:
-    name = urlsplit(url).path.lstrip("/")
-    if not name:
-        raise SystemExit(f"--database-url has no database name: {url}")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to drop and re-create {name!r}: the database name must contain 'bench'")
-    return name
-
-
-def admin_dsn(url: str) -> str:
-    """The same server, database `postgres`, for CREATE/DROP DATABASE."""
-    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
-
-
-def drop_database(url: str) -> None:
-    conn = psycopg2.connect(admin_dsn(url))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database_name(url))))
-    finally:
-        conn.close()
-
-
-def create_database(url: str) -> None:
-    drop_database(url)
-    conn = psycopg2.connect(admin_dsn(url))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database_name(url))))
-    finally:
-        conn.close()
-
-
-def server_version(dsn: str) -> str:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW server_version")
-            return str(cur.fetchone()[0]).split()[0]
-    finally:
-        conn.close()
-
-
-def base_env(args: argparse.Namespace) -> dict[str, str]:
-    """What both manage.py/this process and the server run with."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE=SETTINGS,
-        DEBUG="false",
-        DATABASE_URL=args.database_url,
-        REDIS_URL=args.redis_url,
-        API_THROTTLE_RATE=THROTTLE_RATE,
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def manage(env: dict[str, str], *command: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *command],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout + result.stderr)
-        raise SystemExit(f"manage.py {' '.join(command)} failed with exit status {result.returncode}")
-    return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """`gunicorn oms.wsgi:application` on 127.0.0.1; use as a context manager so it always stops.
-
-    `env` is called with the server's URL, so OMS_SITE_URL can point at the server itself.
-    """
-
-    def __init__(self, *, env: Callable[[str], dict[str, str]], workers: int) -> None:
-        self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env(self.url)
-        self.log: IO[bytes] = tempfile.TemporaryFile()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Gunicorn:
-        command = [
-            str(BIN / "gunicorn"),
-            "oms.wsgi:application",
-            "--workers",
-            str(self.workers),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ]
-        self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _wait_until_ready(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                requests.get(f"{self.url}{NOTIFY_PATH}", timeout=5)  # any answer will do (405 here)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer within {SERVER_START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, chars: int = 4000) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-chars:]
-
-
 # --- setup in this process, through the services ---------------------------------------
-
-
-def django_setup(env: dict[str, str]) -> None:
-    """Configure Django in this process for the bench database (settings read the environment)."""
-    for name in ("DJANGO_SETTINGS_MODULE", "DEBUG", "DATABASE_URL", "REDIS_URL", "LOG_LEVEL"):
-        os.environ[name] = env[name]
-    import django
-
-    django.setup()
-
-
-def close_django_connections() -> None:
-    if "django" in sys.modules:
-        from django.db import connections
-
-        connections.close_all()
 
 
 @dataclass(frozen=True)
@@ -441,79 +244,6 @@ def sign_notifies(gateways: Any, attempts: Sequence[Attempt]) -> list[bytes]:
 # --- load ----------------------------------------------------------------------------
 
 
-class Client(Protocol):
-    def send(self, index: int) -> str | None:
-        """Do item `index`; None on success, else a short description of what went wrong."""
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class RunResult:
-    elapsed_s: float
-    latencies_s: list[float] = field(default_factory=list)  # sorted
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> int:
-        return len(self.latencies_s)
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def percentile_ms(self, p: float) -> float:
-        """Nearest-rank percentile of the successful requests' latencies, in milliseconds."""
-        if not self.latencies_s:
-            return math.nan
-        rank = max(math.ceil(p / 100 * len(self.latencies_s)), 1)
-        return self.latencies_s[rank - 1] * 1000
-
-
-def run_load(*, count: int, concurrency: int, open_client: Callable[[], Client]) -> RunResult:
-    """Send items 0..count-1 from `concurrency` threads; clients are opened before the clock starts."""
-    clients = [open_client() for _ in range(concurrency)]
-    indices = itertools.count()
-    lock = threading.Lock()
-    start = threading.Barrier(concurrency + 1)
-    latencies: list[list[float]] = [[] for _ in clients]
-    errors: list[str] = []
-
-    def loop(slot: int) -> None:
-        client = clients[slot]
-        start.wait()
-        while True:
-            with lock:
-                index = next(indices)
-            if index >= count:
-                return
-            began = time.perf_counter()
-            try:
-                error = client.send(index)
-            except Exception as exc:  # a failed notify is a result, not a crash
-                error = f"{type(exc).__name__}: {exc}"
-            took = time.perf_counter() - began
-            if error is None:
-                latencies[slot].append(took)
-            else:
-                with lock:
-                    errors.append(error)
-
-    threads = [threading.Thread(target=loop, args=(slot,), daemon=True) for slot in range(concurrency)]
-    try:
-        for thread in threads:
-            thread.start()
-        start.wait()
-        began = time.perf_counter()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - began
-    finally:
-        for client in clients:
-            client.close()
-    return RunResult(elapsed_s=elapsed, latencies_s=sorted(itertools.chain(*latencies)), errors=errors)
-
-
 class NotifyClient:
     """POSTs pre-signed notify bodies, as Alipay does (form-encoded); wants HTTP 200 `success`."""
 
@@ -573,107 +303,6 @@ def run_floor(public_key_pem: bytes, bodies: Sequence[bytes]) -> FloorResult:
             return FloorResult(verified=passes * len(bodies), passes=passes, elapsed_s=elapsed)
 
 
-# --- where the CPU went during the timed run (Linux /proc; skipped elsewhere) ----------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of one process so far, or None if it is gone or unreadable."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rpartition(")")[2].split()  # after "pid (comm)": state is fields[0]
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def child_pids(pid: int) -> list[int]:
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children.extend(int(child) for child in (task / "children").read_text().split())
-        except OSError:
-            pass
-    return children
-
-
-def machine_busy_s() -> float | None:
-    """CPU seconds all cores spent not idle (user, nice, system, irq, softirq, steal) since boot."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    except (OSError, ValueError, IndexError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-
-
-def backend_pids(dsn: str) -> list[int]:
-    """PostgreSQL server processes connected to the bench database (the workers' connections)."""
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            return [int(row[0]) for row in cur.fetchall()]
-    finally:
-        conn.close()
-
-
-@dataclass(frozen=True)
-class CpuSnapshot:
-    at: float
-    machine: float | None
-    gunicorn: dict[int, float]
-    postgres: dict[int, float]
-    client: float
-
-
-def cpu_snapshot(*, gunicorn_pid: int, dsn: str) -> CpuSnapshot:
-    def read(pids: Sequence[int]) -> dict[int, float]:
-        return {pid: cpu for pid in pids if (cpu := proc_cpu_s(pid)) is not None}
-
-    return CpuSnapshot(
-        at=time.perf_counter(),
-        machine=machine_busy_s(),
-        gunicorn=read([gunicorn_pid, *child_pids(gunicorn_pid)]),
-        postgres=read(backend_pids(dsn)),
-        client=time.process_time(),
-    )
-
-
-def load_average() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except (OSError, IndexError):
-        return "n/a"
-
-
-def cpu_report(before: CpuSnapshot, after: CpuSnapshot, *, cpus: int, notifies: int) -> list[str]:
-    """Core-seconds used between two snapshots, by whom; empty if /proc was not readable."""
-    if before.machine is None or after.machine is None or not after.gunicorn:
-        return []
-
-    def used(start: dict[int, float], end: dict[int, float]) -> float:
-        return sum(cpu - start.get(pid, 0.0) for pid, cpu in end.items())
-
-    wall = after.at - before.at
-    busy = after.machine - before.machine
-    gunicorn = used(before.gunicorn, after.gunicorn)
-    postgres = used(before.postgres, after.postgres)
-    client = after.client - before.client
-    other = max(busy - gunicorn - postgres - client, 0.0)
-    per = 1000 / notifies
-    return [
-        f"cpu   : timed run: machine busy {busy:.1f} of {wall * cpus:.1f} core-s ({busy / (wall * cpus):.0%});"
-        f" gunicorn {gunicorn:.1f} s ({gunicorn * per:.1f} ms/notify),"
-        f" PostgreSQL backends {postgres:.1f} s ({postgres * per:.1f} ms/notify),"
-        f" bench client {client:.1f} s,"
-        f" everything else {other:.1f} s (other processes, PostgreSQL background, Redis, kernel)",
-    ]
-
-
 # --- checks and report ----------------------------------------------------------------
 
 
@@ -704,57 +333,42 @@ class Outcome:
 
 def outcome(dsn: str, *, warmup: bool) -> Outcome:
     """Counts for the timed orders (warmup=False) or the warm-up orders, by external_id."""
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                SELECT
-                    (SELECT count(*) FROM orders_order o WHERE o.external_id LIKE %(p)s),
-                    (SELECT count(*) FROM orders_order o
-                        WHERE o.external_id LIKE %(p)s AND o.status = 'awaiting_shipment'),
-                    (SELECT count(*) FROM payments_paymentnotification n JOIN orders_order o ON o.id = n.order_id
-                        WHERE o.external_id LIKE %(p)s AND n.outcome = 'applied'),
-                    (SELECT count(*) FROM payments_paymentnotification n
-                        JOIN payments_payment p ON p.out_trade_no = n.out_trade_no
-                        JOIN orders_order o ON o.id = p.order_id WHERE o.external_id LIKE %(p)s),
-                    (SELECT count(*) FROM payments_payment p JOIN orders_order o ON o.id = p.order_id
-                        WHERE o.external_id LIKE %(p)s AND p.status = 'succeeded')
-                """,
-                {"p": (WARMUP_PREFIX if warmup else TIMED_PREFIX) + "%"},
-            )
-            return Outcome(*cur.fetchone())
-    finally:
-        conn.close()
+    row = query_one(
+        dsn,
+        """
+        SELECT
+            (SELECT count(*) FROM orders_order o WHERE o.external_id LIKE %(p)s),
+            (SELECT count(*) FROM orders_order o
+                WHERE o.external_id LIKE %(p)s AND o.status = 'awaiting_shipment'),
+            (SELECT count(*) FROM payments_paymentnotification n JOIN orders_order o ON o.id = n.order_id
+                WHERE o.external_id LIKE %(p)s AND n.outcome = 'applied'),
+            (SELECT count(*) FROM payments_paymentnotification n
+                JOIN payments_payment p ON p.out_trade_no = n.out_trade_no
+                JOIN orders_order o ON o.id = p.order_id WHERE o.external_id LIKE %(p)s),
+            (SELECT count(*) FROM payments_payment p JOIN orders_order o ON o.id = p.order_id
+                WHERE o.external_id LIKE %(p)s AND p.status = 'succeeded')
+        """,
+        {"p": (WARMUP_PREFIX if warmup else TIMED_PREFIX) + "%"},
+    )
+    return Outcome(*row)
 
 
 def strays(dsn: str) -> tuple[int, int, int]:
     """(all notification rows not 'applied', all reconciliation cases, all orders not awaiting_shipment)."""
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT (SELECT count(*) FROM payments_paymentnotification WHERE outcome <> 'applied'),"
-                " (SELECT count(*) FROM payments_reconciliationcase),"
-                " (SELECT count(*) FROM orders_order WHERE status <> 'awaiting_shipment')"
-            )
-            return tuple(int(x) for x in cur.fetchone())  # type: ignore[return-value]
-    finally:
-        conn.close()
-
-
-def print_errors(label: str, errors: Sequence[str]) -> None:
-    for error in errors[:ERRORS_SHOWN]:
-        print(f"  {label} error: {error}")
-    if len(errors) > ERRORS_SHOWN:
-        print(f"  ... and {len(errors) - ERRORS_SHOWN} more {label} errors")
+    row = query_one(
+        dsn,
+        "SELECT (SELECT count(*) FROM payments_paymentnotification WHERE outcome <> 'applied'),"
+        " (SELECT count(*) FROM payments_reconciliationcase),"
+        " (SELECT count(*) FROM orders_order WHERE status <> 'awaiting_shipment')",
+    )
+    return tuple(int(x) for x in row)  # type: ignore[return-value]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     dsn = args.database_url
     cpus = usable_cpus()
-    env = base_env(args)
+    env = bench_env(settings=SETTINGS, database_url=args.database_url, redis_url=args.redis_url)
     print(
         f"notify: {args.notifies} Alipay RSA2 TRADE_SUCCESS notifies (one per order), {args.concurrency} concurrent"
         f" clients, {args.workers} gunicorn workers, {os.cpu_count()} CPUs ({cpus} usable)"
@@ -762,12 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     database_name(dsn)  # refuse early if the name does not look like a bench database
 
     failed = True
-    create_database(dsn)
-    try:
+    with scratch_database(dsn, keep=args.keep_db):
         with tempfile.TemporaryDirectory(prefix="oms-bench-notify-keys-") as key_dir:
             began = time.perf_counter()
-            manage(env, "migrate", "--noinput", "-v", "0")
-            manage(env, "create_storefront", "Bench", "--code", "bench")
+            migrate(env)
+            create_storefront(env)
             migrate_s = time.perf_counter() - began
             began = time.perf_counter()
             django_setup(env)
@@ -775,10 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             codes = create_catalog()
             warm = create_orders_and_attempts(
-                prefix=WARMUP_PREFIX, count=args.warmup, storefront_code="bench", codes=codes
+                prefix=WARMUP_PREFIX, count=args.warmup, storefront_code=STOREFRONT_CODE, codes=codes
             )
             timed = create_orders_and_attempts(
-                prefix=TIMED_PREFIX, count=args.notifies, storefront_code="bench", codes=codes
+                prefix=TIMED_PREFIX, count=args.notifies, storefront_code=STOREFRONT_CODE, codes=codes
             )
             close_django_connections()
             rows_s = time.perf_counter() - began
@@ -804,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             def server_env(url: str) -> dict[str, str]:
                 return {**env, **alipay_env, "OMS_SITE_URL": url}
 
-            with Gunicorn(env=server_env, workers=args.workers) as server:
+            with Gunicorn(env=server_env, workers=args.workers, ready_path=NOTIFY_PATH) as server:
                 print(
                     f"server: gunicorn oms.wsgi:application, {args.workers} sync workers on {server.url},"
                     f" DJANGO_SETTINGS_MODULE={SETTINGS} DEBUG=false, API_THROTTLE_RATE={THROTTLE_RATE},"
@@ -846,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" {http.elapsed_s:.2f} s)"
         )
         print_errors("HTTP", http.errors)
-        for line in cpu_report(cpu_before, cpu_after, cpus=cpus, notifies=args.notifies):
+        for line in cpu_report(cpu_before, cpu_after, cpus=cpus, count=args.notifies, unit="notify"):
             print(line)
         print(f"        load average (1 min) just before the timed run: {load_before}")
         print(f"floor : {floor.rate:8.1f} verifications/s on 1 core (measured; {1000 / floor.rate:.3f} ms each)")
@@ -885,12 +498,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("server log (tail):")
             print(server_log)
         failed = bool(http.errors or warmup_errors) or not same
-    finally:
-        close_django_connections()
-        if args.keep_db:
-            print(f"kept database {database_name(dsn)} (--keep-db)")
-        else:
-            drop_database(dsn)
     return 1 if failed else 0
 
 

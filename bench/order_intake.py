@@ -42,66 +42,56 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
-import math
 import os
 import random
 import secrets
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import IO, Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import psycopg2
 import requests
-from psycopg2 import sql
+from common import (
+    ADDRESS,
+    CUSTOMER,
+    HTTP_TIMEOUT_S,
+    ORDER_COLUMNS,
+    STOCK_PER_SKU,
+    THROTTLE_RATE,
+    WARMUP_PREFIX,
+    Gunicorn,
+    RunResult,
+    SkuRow,
+    add_database_url,
+    add_load_options,
+    add_redis_url,
+    bench_env,
+    create_skus,
+    create_storefront,
+    database_name,
+    migrate,
+    positive_int,
+    print_errors,
+    query_one,
+    run_load,
+    scratch_database,
+    server_version,
+    storefront_row,
+)
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import Json, execute_values
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent  # the virtualenv's bin/, where gunicorn lives
-
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/oms_bench"
-THROTTLE_RATE = "1000000/min"
-STOCK_PER_SKU = 10**9
-ERRORS_SHOWN = 5
-HTTP_TIMEOUT_S = 60.0
-SERVER_START_TIMEOUT_S = 60.0
 
 HTTP_PREFIX = "BENCH-HTTP-"
 FLOOR_PREFIX = "BENCH-SQL-"
-WARMUP_PREFIX = "BENCH-WARMUP-"
 
-# (code, name, spec, price); more SKUs than these get generated names.
-CATALOG: list[tuple[str, str, str, str]] = [
-    ("BENCH-TSHIRT-L-BLK", "纯棉T恤", "L码 黑色", "70.00"),
-    ("BENCH-MUG-350", "陶瓷马克杯", "350ml 白色", "39.90"),
-    ("BENCH-CAP-RED", "棒球帽", "均码 红色", "59.00"),
-]
-
-# The request body of tests/conftest.py ORDER_BODY, minus external_id and lines.
-CUSTOMER = {"name": "张小姐", "mobile": "13800138000", "email": "zhang@example.com", "member_id": "M001"}
-ADDRESS = {
-    "receiver": "张小姐",
-    "phone": "13800138000",
-    "province": "浙江省",
-    "city": "杭州市",
-    "district": "西湖区",
-    "detail": "文三路100号",
-    "postcode": "310000",
-}
 ORDER_TYPE = "normal"
 PAYMENT_METHOD = "alipay"
 REMARK = "请尽快发货"
@@ -130,36 +120,18 @@ def lines_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    cpus = os.cpu_count() or 2
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("-n", "--orders", type=positive_int, default=2000, help="orders per run (default 2000)")
-    parser.add_argument("-c", "--concurrency", type=positive_int, default=8, help="concurrent clients (default 8)")
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=2 * cpus,
-        help=f"gunicorn sync workers (default 2 x cores = {2 * cpus})",
-    )
+    add_load_options(parser)
     parser.add_argument(
         "--lines", type=lines_range, default=(1, 3), help="lines per order, N or LOW-HIGH (default 1-3)"
     )
     parser.add_argument("--skus", type=positive_int, default=3, help="SKUs to draw lines from (default 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed warm-up orders (default 4 x workers)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the order lines (default 1)")
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help=f"default {DEFAULT_DATABASE_URL}")
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        help="Redis for the server's cache (throttle); default $REDIS_URL or redis://127.0.0.1:6379/0",
-    )
+    add_database_url(parser, DEFAULT_DATABASE_URL)
+    add_redis_url(parser, "cache (throttle)")
     parser.add_argument(
         "--settings",
         choices=["oms.settings.dev", "oms.settings.prod"],
@@ -175,192 +147,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# --- database and server setup ----------------------------------------------------
-
-
-def database_name(url: str) -> str:
-    name = urlsplit(url).path.lstrip("/")
-    if not name:
-        raise SystemExit(f"--database-url has no database name: {url}")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to drop and re-create {name!r}: the database name must contain 'bench'")
-    return name
-
-
-def admin_dsn(url: str) -> str:
-    """The same server, database `postgres`, for CREATE/DROP DATABASE."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/postgres"))
-
-
-def drop_database(url: str) -> None:
-    conn = psycopg2.connect(admin_dsn(url))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database_name(url))))
-    finally:
-        conn.close()
-
-
-def create_database(url: str) -> None:
-    drop_database(url)
-    conn = psycopg2.connect(admin_dsn(url))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database_name(url))))
-    finally:
-        conn.close()
+# --- server setup ----------------------------------------------------------------
 
 
 def server_env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE=args.settings,
-        DEBUG="false",
-        DATABASE_URL=args.database_url,
-        REDIS_URL=args.redis_url,
-        API_THROTTLE_RATE=THROTTLE_RATE,
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
+    env = bench_env(settings=args.settings, database_url=args.database_url, redis_url=args.redis_url)
     if args.settings == "oms.settings.prod":
         env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
         env.update(SECURE_SSL_REDIRECT="false", ALLOWED_HOSTS="127.0.0.1,localhost")
     return env
-
-
-def manage(env: dict[str, str], *command: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *command],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout + result.stderr)
-        raise SystemExit(f"manage.py {' '.join(command)} failed with exit status {result.returncode}")
-    return result.stdout
-
-
-def create_storefront(env: dict[str, str]) -> str:
-    """Return the new storefront's API key (the last line `create_storefront` prints)."""
-    output = manage(env, "create_storefront", "Bench", "--code", "bench")
-    return [line for line in output.splitlines() if line.strip()][-1].strip()
-
-
-@dataclass(frozen=True)
-class SkuRow:
-    id: int
-    code: str
-    name: str
-    spec: str
-    price: Decimal
-
-
-def catalog(count: int) -> list[tuple[str, str, str, str]]:
-    extra = [(f"BENCH-SKU-{i:03d}", f"商品 {i}", "默认", f"{10 + i}.50") for i in range(len(CATALOG), count)]
-    return (CATALOG + extra)[:count]
-
-
-def create_skus(dsn: str, count: int) -> list[SkuRow]:
-    """One warehouse, `count` SKUs with STOCK_PER_SKU units each."""
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO inventory_warehouse (code, name, active) VALUES ('BENCH', '压测仓', true) RETURNING id"
-            )
-            (warehouse_id,) = cur.fetchone()
-            skus = []
-            for code, name, spec, price in catalog(count):
-                cur.execute(
-                    "INSERT INTO inventory_sku (code, name, spec, price, active, created_at)"
-                    " VALUES (%s, %s, %s, %s, true, now()) RETURNING id",
-                    (code, name, spec, Decimal(price)),
-                )
-                (sku_id,) = cur.fetchone()
-                cur.execute(
-                    "INSERT INTO inventory_stocklevel (sku_id, warehouse_id, on_hand, reserved, updated_at)"
-                    " VALUES (%s, %s, %s, 0, now())",
-                    (sku_id, warehouse_id, STOCK_PER_SKU),
-                )
-                skus.append(SkuRow(sku_id, code, name, spec, Decimal(price)))
-        return skus
-    finally:
-        conn.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """`gunicorn oms.wsgi:application` on 127.0.0.1; use as a context manager so it always stops."""
-
-    def __init__(self, *, env: dict[str, str], workers: int) -> None:
-        self.env = env
-        self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log: IO[bytes] = tempfile.TemporaryFile()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Gunicorn:
-        command = [
-            str(BIN / "gunicorn"),
-            "oms.wsgi:application",
-            "--workers",
-            str(self.workers),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ]
-        self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _wait_until_ready(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                requests.get(f"{self.url}/api/v1/orders/", timeout=5)  # any answer will do
-                return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer within {SERVER_START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, chars: int = 4000) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-chars:]
 
 
 # --- the orders ------------------------------------------------------------------
@@ -388,81 +183,7 @@ def request_body(external_id: str, plan: OrderLines, skus: Sequence[SkuRow]) -> 
     }
 
 
-# --- load runner ------------------------------------------------------------------
-
-
-class Client(Protocol):
-    def send(self, index: int) -> str | None:
-        """Place order `index`; None on success, else a description of what went wrong."""
-        ...
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class RunResult:
-    elapsed_s: float
-    latencies_s: list[float] = field(default_factory=list)  # successful orders only, sorted
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> int:
-        return len(self.latencies_s)
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def percentile_ms(self, p: float) -> float:
-        """Nearest-rank percentile of the successful orders' latencies, in milliseconds."""
-        if not self.latencies_s:
-            return math.nan
-        rank = max(math.ceil(p / 100 * len(self.latencies_s)), 1)
-        return self.latencies_s[rank - 1] * 1000
-
-
-def run_load(*, count: int, concurrency: int, open_client: Callable[[], Client]) -> RunResult:
-    """Place orders 0..count-1 from `concurrency` threads; clients are opened before the clock starts."""
-    clients = [open_client() for _ in range(concurrency)]
-    indices = itertools.count()
-    lock = threading.Lock()
-    start = threading.Barrier(concurrency + 1)
-    latencies: list[list[float]] = [[] for _ in clients]
-    errors: list[str] = []
-
-    def loop(slot: int) -> None:
-        client = clients[slot]
-        start.wait()
-        while True:
-            with lock:
-                index = next(indices)
-            if index >= count:
-                return
-            began = time.perf_counter()
-            try:
-                error = client.send(index)
-            except Exception as exc:  # a failed order is a result, not a crash
-                error = f"{type(exc).__name__}: {exc}"
-            took = time.perf_counter() - began
-            if error is None:
-                latencies[slot].append(took)
-            else:
-                with lock:
-                    errors.append(error)
-
-    threads = [threading.Thread(target=loop, args=(slot,), daemon=True) for slot in range(concurrency)]
-    try:
-        for thread in threads:
-            thread.start()
-        start.wait()
-        began = time.perf_counter()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - began
-    finally:
-        for client in clients:
-            client.close()
-    return RunResult(elapsed_s=elapsed, latencies_s=sorted(itertools.chain(*latencies)), errors=errors)
+# --- HTTP client ------------------------------------------------------------------
 
 
 class HttpClient:
@@ -492,41 +213,6 @@ def http_bodies(prefix: str, plans: Sequence[OrderLines], skus: Sequence[SkuRow]
 
 # --- the floor: the same rows with raw SQL ------------------------------------------
 
-ORDER_COLUMNS = (
-    "order_no",
-    "storefront_id",
-    "external_id",
-    "request_fingerprint",
-    "order_type",
-    "payment_method",
-    "status",
-    "customer_name",
-    "customer_mobile",
-    "customer_email",
-    "customer_member_id",
-    "receiver",
-    "receiver_phone",
-    "province",
-    "city",
-    "district",
-    "address_detail",
-    "postcode",
-    "goods_total",
-    "shipping_fee",
-    "discount_total",
-    "payable_total",
-    "paid_total",
-    "refunded_total",
-    "payment_deadline",
-    "remark",
-    "review_flags",
-    "cancel_reason",
-    "cancel_note",
-    "carrier",
-    "tracking_no",
-    "created_at",
-    "updated_at",
-)
 INSERT_ORDER = "INSERT INTO orders_order ({}) VALUES ({}) RETURNING id".format(
     ", ".join(ORDER_COLUMNS), ", ".join(f"%({column})s" for column in ORDER_COLUMNS)
 )
@@ -707,65 +393,35 @@ class Written:
 
 
 def rows_written(dsn: str, prefix: str) -> Written:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                SELECT
-                    (SELECT count(*) FROM orders_order o WHERE o.external_id LIKE %(p)s),
-                    (SELECT count(*) FROM orders_orderline l
-                        JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
-                    (SELECT count(*) FROM inventory_reservation r JOIN orders_orderline l ON l.id = r.order_line_id
-                        JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
-                    (SELECT count(*) FROM orders_orderevent e
-                        JOIN orders_order o ON o.id = e.order_id WHERE o.external_id LIKE %(p)s),
-                    (SELECT coalesce(sum(r.quantity), 0) FROM inventory_reservation r
-                        JOIN orders_orderline l ON l.id = r.order_line_id
-                        JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
-                    (SELECT coalesce(sum(o.payable_total), 0) FROM orders_order o WHERE o.external_id LIKE %(p)s)
-                """,
-                {"p": prefix + "%"},
-            )
-            return Written(*cur.fetchone())
-    finally:
-        conn.close()
+    row = query_one(
+        dsn,
+        """
+        SELECT
+            (SELECT count(*) FROM orders_order o WHERE o.external_id LIKE %(p)s),
+            (SELECT count(*) FROM orders_orderline l
+                JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
+            (SELECT count(*) FROM inventory_reservation r JOIN orders_orderline l ON l.id = r.order_line_id
+                JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
+            (SELECT count(*) FROM orders_orderevent e
+                JOIN orders_order o ON o.id = e.order_id WHERE o.external_id LIKE %(p)s),
+            (SELECT coalesce(sum(r.quantity), 0) FROM inventory_reservation r
+                JOIN orders_orderline l ON l.id = r.order_line_id
+                JOIN orders_order o ON o.id = l.order_id WHERE o.external_id LIKE %(p)s),
+            (SELECT coalesce(sum(o.payable_total), 0) FROM orders_order o WHERE o.external_id LIKE %(p)s)
+        """,
+        {"p": prefix + "%"},
+    )
+    return Written(*row)
 
 
 def stock_consistent(dsn: str) -> tuple[int, int]:
     """(sum of stock_level.reserved, sum of active reservations): equal if no unit was lost."""
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT (SELECT coalesce(sum(reserved), 0) FROM inventory_stocklevel),"
-                " (SELECT coalesce(sum(quantity), 0) FROM inventory_reservation WHERE status = 'active')"
-            )
-            reserved, held = cur.fetchone()
-            return int(reserved), int(held)
-    finally:
-        conn.close()
-
-
-def storefront_row(dsn: str) -> tuple[int, str]:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT id, code FROM orders_storefront WHERE code = 'bench'")
-            row = cur.fetchone()
-            return int(row[0]), str(row[1])
-    finally:
-        conn.close()
-
-
-def server_version(dsn: str) -> str:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW server_version")
-            return str(cur.fetchone()[0]).split()[0]
-    finally:
-        conn.close()
+    reserved, held = query_one(
+        dsn,
+        "SELECT (SELECT coalesce(sum(reserved), 0) FROM inventory_stocklevel),"
+        " (SELECT coalesce(sum(quantity), 0) FROM inventory_reservation WHERE status = 'active')",
+    )
+    return int(reserved), int(held)
 
 
 def result_line(label: str, result: RunResult) -> str:
@@ -774,13 +430,6 @@ def result_line(label: str, result: RunResult) -> str:
         f"   p99 {result.percentile_ms(99):7.1f} ms   ({result.ok} ok, {len(result.errors)} errors,"
         f" {result.elapsed_s:.2f} s)"
     )
-
-
-def print_errors(label: str, result: RunResult) -> None:
-    for error in result.errors[:ERRORS_SHOWN]:
-        print(f"  {label} error: {error}")
-    if len(result.errors) > ERRORS_SHOWN:
-        print(f"  ... and {len(result.errors) - ERRORS_SHOWN} more {label} errors")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -794,10 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     database_name(dsn)  # refuse early if the name does not look like a bench database
 
-    create_database(dsn)
-    try:
+    with scratch_database(dsn, keep=args.keep_db):
         began = time.perf_counter()
-        manage(env, "migrate", "--noinput", "-v", "0")
+        migrate(env)
         api_key = create_storefront(env)
         skus = create_skus(dsn, args.skus)
         storefront = storefront_row(dsn)
@@ -826,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=warmup_bodies),
                 )
                 print(f"warmup: {warmup.ok} orders (untimed), {len(warmup.errors)} errors")
-                print_errors("warm-up", warmup)
+                print_errors("warm-up", warmup.errors)
             http = run_load(
                 count=args.orders,
                 concurrency=args.concurrency,
@@ -842,9 +490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"HTTP  = POST /api/v1/orders/ through gunicorn, {args.concurrency} client threads (requests.Session)")
         print(f"floor = same orders as raw SQL via psycopg2, one transaction each, {args.concurrency} connections")
         print(result_line("HTTP", http))
-        print_errors("HTTP", http)
+        print_errors("HTTP", http.errors)
         print(result_line("floor", floor))
-        print_errors("floor", floor)
+        print_errors("floor", floor.errors)
         if http.rate > 0 and floor.rate > 0:
             print(
                 f"ratio : HTTP/floor = {http.rate / floor.rate:.3f} of the floor's orders/s"
@@ -863,11 +511,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" {'same rows in both runs' if same else 'MISMATCH'}"
         )
         failed = bool(http.errors or floor.errors) or not same
-    finally:
-        if args.keep_db:
-            print(f"kept database {database_name(dsn)} (--keep-db)")
-        else:
-            drop_database(dsn)
     return 1 if failed else 0
 
 
