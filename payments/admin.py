@@ -8,7 +8,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from oms.errors import DomainError
@@ -175,14 +174,10 @@ class ReconciliationCaseAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("分配给我"))
     def assign_to_me(self, request, queryset):
-        queryset.filter(status=ReconciliationCase.Status.OPEN).update(
-            assignee=request.user, status=ReconciliationCase.Status.IN_PROGRESS
-        )
+        services.cases_assign(cases=queryset, user=request.user)
 
     def save_model(self, request, obj, form, change):
-        if obj.status == ReconciliationCase.Status.RESOLVED and obj.resolved_at is None:
-            obj.resolved_at = timezone.now()
-        super().save_model(request, obj, form, change)
+        services.case_review_save(case=obj)
 
 
 from . import admin_statements  # noqa: E402,F401  (registers the statement import admin and its upload page)

@@ -108,6 +108,23 @@ def case_open(
     return case
 
 
+def cases_assign(*, cases, user) -> int:
+    """Finance takes open cases: they move to in progress with `user` as the assignee."""
+    return cases.filter(status=ReconciliationCase.Status.OPEN).update(
+        assignee=user, status=ReconciliationCase.Status.IN_PROGRESS
+    )
+
+
+def case_review_save(*, case: ReconciliationCase) -> ReconciliationCase:
+    """Save finance's edit of a case; resolving it stamps resolved_at once (reopening clears it)."""
+    if case.status == ReconciliationCase.Status.RESOLVED:
+        case.resolved_at = case.resolved_at or timezone.now()
+    else:
+        case.resolved_at = None
+    case.save()
+    return case
+
+
 # --- starting a payment ----------------------------------------------------------------
 
 

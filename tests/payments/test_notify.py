@@ -355,3 +355,19 @@ def test_second_partial_alipay_refund_notice_carries_the_cumulative_amount(gatew
     assert order.refunded_total == Decimal("30.00")
     assert ReconciliationCase.objects.count() == 0
     assert set(Refund.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_finance_works_a_case_in_the_admin(gateways, admin_client, admin_user):
+    post_alipay(gateways.alipay_notify(out_trade_no="NOT-OURS-2", total_amount="5.00"))
+    case = ReconciliationCase.objects.get()
+    admin_client.post("/admin/payments/reconciliationcase/", {"action": "assign_to_me", "_selected_action": [case.pk]})
+    case.refresh_from_db()
+    assert (case.status, case.assignee) == ("in_progress", admin_user)
+    url = f"/admin/payments/reconciliationcase/{case.pk}/change/"
+    response = admin_client.post(
+        url, {"status": "resolved", "assignee": admin_user.pk, "resolution": "refunded", "note": "已线下退回"}
+    )
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert (case.status, case.resolution, case.note) == ("resolved", "refunded", "已线下退回")
+    assert case.resolved_at is not None
