@@ -416,6 +416,7 @@ class OrderEvent(models.Model):
         ADDRESS_CHANGED = "address_changed", _("修改地址")
         REVIEW_CLEARED = "review_cleared", _("人工复核通过")
         REFUND_REQUESTED = "refund_requested", _("发起退款")
+        REFUND_APPROVED = "refund_approved", _("退款已审批")
         REFUND_SUCCEEDED = "refund_succeeded", _("退款成功")
         REFUND_FAILED = "refund_failed", _("退款失败")
         PAYMENT_STARTED = "payment_started", _("发起支付")

@@ -509,15 +509,7 @@ def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "") -> 
             note=note,
             at=timezone.now(),
         )
-        refund = refund_request_full(order=order, reason=_("订单取消"), requested_by=actor.label)
-        if refund is not None:
-            order_event_record(
-                order=order,
-                type=OrderEvent.Type.REFUND_REQUESTED,
-                actor=actor,
-                out_refund_no=refund.out_refund_no,
-                amount=str(refund.amount),
-            )
+        refund_request_full(order=order, reason=_("订单取消"), actor=actor)
     return order
 
 

@@ -595,15 +595,15 @@ def refund_request(
     return refund
 
 
-def refund_request_full(*, order: Order, reason: str, requested_by: str, suffix: str = "C") -> Refund | None:
+def refund_request_full(*, order: Order, reason: str, actor: Actor, suffix: str = "C") -> Refund | None:
     """Everything still refundable on a cancelled order, through each original route.
 
     Called inside order_cancel's transaction. Money recorded on the order without a
     payment row (entered by hand) becomes one refund with no gateway route, for
-    finance to pay back and mark done. Returns the last refund created (or None).
+    finance to pay back and mark done. Each refund writes one refund_requested event.
+    Returns the last refund created (or None).
     """
     last = None
-    actor = Actor(kind="system", label=requested_by)
     for payment in order.payments.filter(status=Payment.Status.SUCCEEDED).order_by("pk"):
         remaining = refundable_amount(payment)
         if remaining > ZERO:
@@ -618,10 +618,19 @@ def refund_request_full(*, order: Order, reason: str, requested_by: str, suffix:
     already = order.refunds.aggregate(total=Sum("amount"))["total"] or ZERO
     rest = order.paid_total - already
     if rest > ZERO:
-        last, _created = Refund.objects.get_or_create(
+        last, created = Refund.objects.get_or_create(
             out_refund_no=f"RF{order.order_no}{suffix}",
-            defaults={"order": order, "amount": rest, "reason": reason, "requested_by": requested_by},
+            defaults={"order": order, "amount": rest, "reason": reason, "requested_by": actor.label},
         )
+        if created:
+            order_event_record(
+                order=order,
+                type=OrderEvent.Type.REFUND_REQUESTED,
+                actor=actor,
+                reason=reason,
+                out_refund_no=last.out_refund_no,
+                amount=str(rest),
+            )
     return last
 
 
@@ -638,9 +647,8 @@ def refund_approve(*, refund: Refund, user) -> Refund:
         refund.save()
         order_event_record(
             order=order,
-            type=OrderEvent.Type.REFUND_REQUESTED,
+            type=OrderEvent.Type.REFUND_APPROVED,
             actor=Actor.staff(user),
-            reason=_("退款已审批"),
             out_refund_no=refund.out_refund_no,
         )
         _queue_refund_execution(refund)

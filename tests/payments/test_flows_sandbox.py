@@ -186,6 +186,7 @@ def test_cancelling_a_paid_order_refunds_through_the_original_route(shop, order_
     assert response.json()["status"] == "cancelled"
     refund = Refund.objects.get()
     assert (refund.payment_id, refund.amount, refund.status) == (payment.pk, order.payable_total, "requested")
+    assert order.events.filter(type="refund_requested").count() == 1  # one event per refund, not two
 
 
 def test_refund_refused_by_the_gateway_fails_and_opens_a_case(shop, order_body, refunds_queued):
