@@ -761,8 +761,7 @@ def _apply_refund_notice(inbox: PaymentNotification, message: NotifyMessage) -> 
         return
     inbox.payment_id, inbox.order_id = refund.payment_id, refund.order_id
     expected = refund.amount
-    if message.channel == Channel.ALIPAY and refund.payment_id:
-        # Alipay's refund_fee is the trade's cumulative refunded amount, not this refund's.
+    if message.amount_is_cumulative and refund.payment_id:
         earlier = (
             Refund.objects.filter(payment_id=refund.payment_id, status=Refund.Status.SUCCEEDED)
             .exclude(pk=refund.pk)

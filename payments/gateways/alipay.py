@@ -420,6 +420,7 @@ class AlipayGateway:
                 succeeded=True,
                 occurred_at=time_of("gmt_refund"),
                 out_refund_no=fields.get("out_biz_no", ""),
+                amount_is_cumulative=True,
                 **common,
             )
         if status in PAID_STATUSES:

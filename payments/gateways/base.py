@@ -46,6 +46,9 @@ class NotifyMessage:
     app_id: str
     occurred_at: datetime | None
     out_refund_no: str = ""  # refund notices: Alipay out_biz_no, WeChat Pay out_refund_no
+    # refund notices: True when `amount` is the trade's refunded total so far (Alipay's refund_fee),
+    # False when it is this refund's own amount (WeChat Pay's amount.refund)
+    amount_is_cumulative: bool = False
     fields: Mapping[str, object] = field(default_factory=dict)  # the verified payload, for the record
 
 
