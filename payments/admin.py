@@ -98,8 +98,11 @@ class RefundAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("线下已退款（对公转账/货到付款）"), permissions=["approve"])
     def mark_paid_by_hand(self, request, queryset):
-        for refund in queryset.filter(status=Refund.Status.PROCESSING, payment__channel__in=["bank_transfer", "cod"]):
-            services.refund_mark_succeeded(refund=refund, actor=services.Actor.staff(request.user))
+        for refund in queryset.filter(status=Refund.Status.PROCESSING).select_related("payment"):
+            try:
+                services.refund_mark_paid_by_hand(refund=refund, user=request.user)
+            except DomainError as err:
+                self.message_user(request, f"{refund.out_refund_no}: {err.message}", level=messages.ERROR)
 
     def has_approve_permission(self, request) -> bool:
         return request.user.has_perm("payments.approve_refund")

@@ -722,6 +722,15 @@ def refund_mark_succeeded(*, refund: Refund, gateway_refund_no: str = "", actor:
     return refund
 
 
+def refund_mark_paid_by_hand(*, refund: Refund, user) -> Refund:
+    """Finance paid a refund back outside any gateway (bank transfer, cash on delivery, or money
+    recorded by hand with no payment row) and says so. Gateway refunds finish only by the gateway.
+    """
+    if refund.payment_id is not None and refund.payment.channel in GATEWAY_CHANNELS:
+        raise InvalidTransition(_("渠道退款只能由支付渠道确认"), details={"out_refund_no": refund.out_refund_no})
+    return refund_mark_succeeded(refund=refund, actor=Actor.staff(user))
+
+
 def refund_mark_failed(*, refund: Refund, error: str) -> Refund:
     with transaction.atomic():
         order = _lock_order(refund.order_id)

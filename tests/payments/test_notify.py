@@ -371,3 +371,42 @@ def test_finance_works_a_case_in_the_admin(gateways, admin_client, admin_user):
     case.refresh_from_db()
     assert (case.status, case.resolution, case.note) == ("resolved", "refunded", "已线下退回")
     assert case.resolved_at is not None
+
+
+@pytest.mark.parametrize("paid_by", ["bank_transfer", "recorded_without_payment_row"])
+def test_a_refund_with_no_gateway_route_is_finished_by_finance_by_hand(order, admin_client, admin_user, paid_by):
+    from payments.services import refund_execute
+
+    if paid_by == "bank_transfer":
+        services.bank_transfer_record(
+            payer="某公司",
+            amount=order.payable_total,
+            remark=order.order_no,
+            received_at=timezone.now(),
+            bank_reference="BR9",
+            user=admin_user,
+        )
+    else:
+        order_services.order_pay(order=order, amount=order.payable_total, actor=order_services.Actor.system("t"))
+    order_services.order_cancel(order=order, actor=order_services.Actor.staff(admin_user), reason="changed_mind")
+    refund = Refund.objects.get()
+    services.refund_approve(refund=refund, user=admin_user)
+    refund_execute(refund_id=refund.pk)
+    refund.refresh_from_db()
+    assert refund.status == "processing"  # nothing for a gateway to do: finance pays back by transfer
+    admin_client.post("/admin/payments/refund/", {"action": "mark_paid_by_hand", "_selected_action": [refund.pk]})
+    refund.refresh_from_db()
+    order.refresh_from_db()
+    assert (refund.status, order.refunded_total) == ("succeeded", order.payable_total)
+
+
+def test_a_gateway_refund_cannot_be_marked_paid_by_hand(gateways, order, admin_user):
+    payment = attempt(order)
+    post_alipay(gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total)))
+    refund = services.refund_request(
+        order=order, amount=Decimal("1.00"), reason="x", actor=order_services.Actor.system("t")
+    )
+    Refund.objects.filter(pk=refund.pk).update(status="processing")
+    refund.refresh_from_db()
+    with pytest.raises(services.InvalidTransition):
+        services.refund_mark_paid_by_hand(refund=refund, user=admin_user)
