@@ -28,7 +28,7 @@ test: $(VENV)/.installed-dev
 	@$(VENV)/bin/pytest -q
 
 lint: $(VENV)/.installed-dev
-	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/lint-imports && $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 bench-intake: $(VENV)/.installed-dev
 	@$(PY) bench/order_intake.py

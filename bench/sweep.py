@@ -3,7 +3,7 @@
 What is measured
 ----------------
 sweep  N expired, unpaid orders (default 100,000; 3 lines each) are closed in this process by
-       ``orders.services.order_close_expired(now=..., batch_size=B, max_batches=ceil(N/B) + 1)``
+       ``workflows.expiry.order_close_expired(now=..., batch_size=B, max_batches=ceil(N/B) + 1)``
        (``django.setup()`` on the bench database), called again until a call runs out of work.
        Printed: wall time, orders/s, SQL statements per 1,000 orders, the share of the wall time
        spent inside ``cursor.execute`` (round trip + server work), statements by kind with their
@@ -604,7 +604,7 @@ class SweepResult:
 def run_sweep(*, now: datetime, batch_size: int, max_batches: int) -> SweepResult:
     from django.db import connection
 
-    from orders.services import order_close_expired
+    from workflows.expiry import order_close_expired
 
     log = StatementLog()
     connection.ensure_connection()
@@ -752,7 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = sweep.log
         per_k = 1000 / max(sweep.closed, 1)
         print(
-            f"sweep = orders.services.order_close_expired(now=..., batch_size={batch}, max_batches={max_batches})"
+            f"sweep = workflows.expiry.order_close_expired(now=..., batch_size={batch}, max_batches={max_batches})"
             f" in this process (Django, psycopg2, DEBUG=false), until it runs out of work"
         )
         print("floor = one raw UPDATE ... WHERE status='pending_payment' AND payment_deadline < now() + COMMIT,")

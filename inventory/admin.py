@@ -1,11 +1,8 @@
 from django.contrib import admin
 
+from oms.admin_base import NoDeleteMixin, ReadOnlyAdmin
+
 from .models import Reservation, Sku, StockLevel, Warehouse
-
-
-class NoDeleteMixin:
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class StockLevelInline(NoDeleteMixin, admin.TabularInline):
@@ -43,7 +40,7 @@ class StockLevelAdmin(NoDeleteMixin, admin.ModelAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(NoDeleteMixin, admin.ModelAdmin):
+class ReservationAdmin(ReadOnlyAdmin):
     list_display = ["order_line", "stock_level", "quantity", "status", "created_at"]
     list_select_related = [
         "order_line__order",
@@ -51,9 +48,3 @@ class ReservationAdmin(NoDeleteMixin, admin.ModelAdmin):
         "stock_level__warehouse",
     ]
     list_filter = ["status"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

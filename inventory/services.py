@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Sum, Value, When
 from django.utils import timezone
 
 from oms.errors import InsufficientStock
@@ -138,12 +138,7 @@ def stock_release_for_orders(*, order_ids: list[int]) -> int:
     queries whatever the number of orders, lines or stock rows. Stock rows are still locked
     in primary-key order first, so this cannot deadlock with order_create.
     """
-    from django.db.models import Case, IntegerField, Sum, Value, When
-
-    from orders.models import OrderLine
-
-    line_ids = list(OrderLine.objects.filter(order_id__in=order_ids).values_list("pk", flat=True))
-    active = Reservation.objects.filter(order_line_id__in=line_ids, status=Reservation.Status.ACTIVE)
+    active = Reservation.objects.filter(order_line__order_id__in=order_ids, status=Reservation.Status.ACTIVE)
     per_level = dict(active.order_by().values_list("stock_level_id").annotate(units=Sum("quantity")))
     if not per_level:
         return 0

@@ -57,6 +57,12 @@ class InvalidTransition(DomainError):
     default_message = _("订单当前状态不允许此操作")
 
 
+class RefundRequired(DomainError):
+    code = "refund_required"
+    status_code = status.HTTP_409_CONFLICT
+    default_message = _("订单已收款，取消时必须同时原路退款")
+
+
 class InsufficientStock(DomainError):
     code = "insufficient_stock"
     status_code = status.HTTP_409_CONFLICT

@@ -14,32 +14,19 @@ from django_fsm.admin import FSMAdminMixin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from oms.admin_base import NoDeleteMixin, ReadOnlyAdmin, ReadOnlyInline, run_for_each
 from oms.errors import DomainError
 from payments.models import Payment, Refund
 from reminders.admin import reminder_links_for
+from workflows.cancellation import order_cancel
 
 from . import services
 from .models import Coupon, CustomerRiskFlag, Order, OrderEvent, OrderLine, Storefront, StorefrontAPIKey
+from .risk import customer_risk_clear
 
 # The library's own key model is not used: every key here belongs to a storefront.
 if admin.site.is_registered(APIKey):
     admin.site.unregister(APIKey)
-
-
-class NoDeleteMixin:
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class ReadOnlyInline(NoDeleteMixin, admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class OrderLineInline(ReadOnlyInline):
@@ -92,7 +79,7 @@ SERVICE_FOR_TRANSITION = {
     "confirm_cod": lambda order, actor, **kw: services.order_confirm_cod(order=order, actor=actor),
     "ship": lambda order, actor, **kw: services.order_ship(order=order, actor=actor, **kw),
     "complete": lambda order, actor, **kw: services.order_complete(order=order, actor=actor),
-    "cancel": lambda order, actor, **kw: services.order_cancel(order=order, actor=actor, **kw),
+    "cancel": lambda order, actor, **kw: order_cancel(order=order, actor=actor, **kw),
 }
 
 
@@ -203,14 +190,15 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("人工复核通过并审核（大额/风控订单）"), permissions=["review"])
     def approve_reviewed(self, request, queryset):
-        done = 0
-        for order in queryset.filter(status="paid"):
-            try:
-                services.order_approve(order=order, actor=services.Actor.staff(request.user))
-                done += 1
-            except DomainError as err:
-                self.message_user(request, f"{order.order_no}: {err.message}", level=messages.ERROR)
-        self.message_user(request, _("已审核 %(n)d 个订单") % {"n": done}, level=messages.SUCCESS)
+        actor = services.Actor.staff(request.user)
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda order: services.order_approve(order=order, actor=actor),
+            done_message=_("已审核 %(n)d 个订单"),
+            label=lambda order: order.order_no,
+        )
 
     def has_review_permission(self, request) -> bool:
         return request.user.has_perm("orders.review_order")
@@ -273,7 +261,7 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(NoDeleteMixin, admin.ModelAdmin):
+class OrderEventAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "order",
@@ -288,15 +276,9 @@ class OrderEventAdmin(NoDeleteMixin, admin.ModelAdmin):
     search_fields = ["order__order_no", "actor_label"]
     list_select_related = ["order"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(OrderLine)
-class OrderLineAdmin(NoDeleteMixin, admin.ModelAdmin):
+class OrderLineAdmin(ReadOnlyAdmin):
     list_display = [
         "order",
         "sku_code",
@@ -309,12 +291,6 @@ class OrderLineAdmin(NoDeleteMixin, admin.ModelAdmin):
     ]
     search_fields = ["order__order_no", "sku_code"]
     list_select_related = ["order"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Storefront)
@@ -371,6 +347,6 @@ class CustomerRiskFlagAdmin(NoDeleteMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if form.cleaned_data.get("clear_now") and obj.active:
             try:
-                services.customer_risk_clear(flag=obj, user=request.user, reason=form.cleaned_data["clear_reason"])
+                customer_risk_clear(flag=obj, user=request.user, reason=form.cleaned_data["clear_reason"])
             except DomainError as err:
                 self.message_user(request, err.message, level=messages.ERROR)

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -38,13 +38,17 @@ from oms.errors import (
     IdempotencyConflict,
     InvalidTransition,
     PriceMismatch,
+    RefundRequired,
     ReviewRequired,
     ValidationFailed,
 )
 
+from .events import Actor, order_event_record, order_events_record_many
+
+# Actor and the event writers live in orders.events; they stay importable from here.
+__all__ = ["Actor", "order_event_record", "order_events_record_many"]
 from .models import (
     ZERO,
-    ActorKind,
     CancelReason,
     Coupon,
     CustomerRiskFlag,
@@ -57,32 +61,8 @@ from .models import (
     Storefront,
 )
 from .pricing import PricedLine, quote
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who made a change: a staff user, a storefront, a gateway, or a system job."""
-
-    kind: str
-    label: str
-    user: Any = None
-
-    @classmethod
-    def staff(cls, user) -> Actor:
-        return cls(kind=ActorKind.STAFF, label=user.get_username(), user=user)
-
-    @classmethod
-    def storefront(cls, storefront: Storefront) -> Actor:
-        return cls(kind=ActorKind.STOREFRONT, label=storefront.code)
-
-    @classmethod
-    def gateway(cls, channel: str) -> Actor:
-        return cls(kind=ActorKind.GATEWAY, label=channel)
-
-    @classmethod
-    def system(cls, job: str) -> Actor:
-        return cls(kind=ActorKind.SYSTEM, label=job)
-
+from .risk import customer_risk_refresh
+from .selectors import transition_sources
 
 ADDRESS_FIELDS = (
     "receiver",
@@ -123,52 +103,6 @@ class OrderInput:
         }
         canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _event(order_id: int, type: str, actor: Actor, from_status: str, to_status: str, reason: str, data) -> OrderEvent:
-    return OrderEvent(
-        order_id=order_id,
-        type=type,
-        from_status=from_status,
-        to_status=to_status,
-        actor_kind=actor.kind,
-        actor_label=actor.label,
-        actor_user=actor.user,
-        reason=reason,
-        data=data,
-    )
-
-
-def order_event_record(
-    *,
-    order: Order,
-    type: str,
-    actor: Actor,
-    from_status: str = "",
-    to_status: str = "",
-    reason: str = "",
-    **data: Any,
-) -> OrderEvent:
-    """The one writer of OrderEvent rows (with order_events_record_many for set-based jobs)."""
-    event = _event(order.pk, type, actor, from_status, to_status, reason, data)
-    event.save()
-    return event
-
-
-def order_events_record_many(
-    *,
-    order_ids: list[int],
-    type: str,
-    actor: Actor,
-    from_status: str = "",
-    to_status: str = "",
-    reason: str = "",
-    **data: Any,
-) -> int:
-    """The same event for many orders in one INSERT."""
-    events = [_event(order_id, type, actor, from_status, to_status, reason, data) for order_id in order_ids]
-    OrderEvent.objects.bulk_create(events, batch_size=1000)
-    return len(events)
 
 
 def payment_deadline_for(*, order_type: str, created: datetime) -> datetime:
@@ -424,6 +358,21 @@ def order_pay(
     return order
 
 
+def order_money_record(*, order: Order, received: Decimal = ZERO, refunded: Decimal = ZERO) -> Order:
+    """The one writer of an order's money columns outside the pay and revive transitions.
+
+    `received` is money that arrived without moving the order (a late or second payment,
+    cash collected on delivery); `refunded` is money that went back. The caller holds the
+    order's row lock, inside its transaction; `order` is updated in memory too.
+    """
+    Order.objects.filter(pk=order.pk).update(
+        paid_total=F("paid_total") + received, refunded_total=F("refunded_total") + refunded
+    )
+    order.paid_total += received
+    order.refunded_total += refunded
+    return order
+
+
 def order_approve(*, order: Order, actor: Actor) -> Order:
     """审核通过. Orders with review flags need a staff user holding orders.review_order."""
     with transaction.atomic():
@@ -480,18 +429,23 @@ def order_complete(*, order: Order, actor: Actor) -> Order:
         return _transition(order, "complete", actor, at=timezone.now())
 
 
-def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "") -> Order:
-    """Cancel before anything ships: release stock, give back the coupon use, and when
-    money was received, request a full refund through the original route in the same transaction.
+def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "", refund_follows: bool = False) -> Order:
+    """The order's side of a cancellation, before anything ships: the transition, the stock
+    released, the coupon use given back (only if nothing was paid).
+
+    An order that received money is cancelled only together with its refund: that is
+    workflows.cancellation.order_cancel, which requests the refund in the same transaction
+    and says so with `refund_follows=True`. Called alone on such an order this refuses
+    (RefundRequired) rather than keep the customer's money without a refund.
     """
     if reason not in CancelReason.values:
         raise ValidationFailed(fields={"reason": [_("无效的取消原因")]})
-    from payments.services import refund_request_full
-
     with transaction.atomic():
         order = _lock(order)
         _require(order, "cancel")
         was_unpaid = order.paid_total == ZERO  # also a confirmed cash-on-delivery order
+        if not was_unpaid and not refund_follows:
+            raise RefundRequired(details={"paid_total": str(order.paid_total)})
         released = stock_release(order_line_ids=order.lines.values_list("pk", flat=True))
         if order.coupon_id and was_unpaid:
             Coupon.objects.filter(pk=order.coupon_id, used_count__gt=0).update(used_count=F("used_count") - 1)
@@ -509,7 +463,6 @@ def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "") -> 
             note=note,
             at=timezone.now(),
         )
-        refund_request_full(order=order, reason=_("订单取消"), actor=actor)
     return order
 
 
@@ -571,73 +524,25 @@ def order_change_address(*, order: Order, actor: Actor, address: dict[str, str])
 # --- the clock: timeout close, receipt confirmation, risk ----------------------------
 
 
-def transition_sources(method) -> set[str]:
-    """The source states a django-fsm transition declares: the one place the sweep reads them."""
-    return set(method._django_fsm.transitions)
+def orders_close_timed_out(*, candidates: QuerySet[Order], now: datetime, batch_size: int) -> list[int]:
+    """Close one batch of unpaid orders past their deadline; returns the ids closed.
 
-
-@dataclass
-class CloseReport:
-    closed: int = 0
-    checked_with_gateway: int = 0
-    batches: int = 0
-
-
-def order_close_expired(
-    *, now: datetime | None = None, batch_size: int = 500, max_batches: int = 20, sync_limit: int = 50
-) -> CloseReport:
-    """超时自动关闭: cancel unpaid orders past their deadline (plus the grace period), set-based.
-
-    1. Orders that still have an open gateway attempt are checked with the gateway first
-       (payment_sync): a payment found there is applied instead of closing, an unpaid
-       attempt is closed at the gateway so it can no longer be paid.
-    2. The rest are closed in batches: rows claimed with FOR UPDATE SKIP LOCKED (an order
-       being paid right now is skipped, not waited for), one UPDATE for the orders, one
-       set-based stock release, one INSERT for the events. Only orders in the cancel
-       transition's declared source states that are still unpaid are touched.
-    Cash-on-delivery orders are never closed here; they wait for the COD confirmation.
+    `candidates` is orders.selectors.orders_past_deadline, narrowed by the caller (the
+    workflow leaves out orders with money or an open gateway attempt). Rows are claimed
+    with FOR UPDATE SKIP LOCKED (an order being paid right now is skipped, not waited for);
+    then one UPDATE for the orders, one per coupon, one INSERT for the events, the risk
+    flags, and last the set-based stock release, so the hot stock rows stay locked for as
+    short a time as possible. Joins the caller's transaction without a savepoint.
     """
-    from payments.models import GATEWAY_CHANNELS, Payment
-    from payments.services import payment_sync
-
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.OMS_CLOSE_GRACE_SECONDS)
     sources = transition_sources(Order.cancel) & {OrderStatus.PENDING_PAYMENT}
-    report = CloseReport()
-    expired = Order.objects.filter(status__in=sources, payment_deadline__lte=cutoff).exclude(
-        payment_method=PaymentMethod.COD
-    )
-    open_attempt = Payment.objects.filter(
-        order_id=OuterRef("pk"), status=Payment.Status.CREATED, channel__in=GATEWAY_CHANNELS
-    )
-    for order in expired.filter(Exists(open_attempt)).order_by("payment_deadline")[:sync_limit]:
-        payment_sync(order=order, close_unpaid=True)
-        report.checked_with_gateway += 1
-
-    paid_or_open = Payment.objects.filter(order_id=OuterRef("pk")).filter(
-        Q(status=Payment.Status.SUCCEEDED) | Q(status=Payment.Status.CREATED, channel__in=GATEWAY_CHANNELS)
-    )
-    closable = expired.filter(~Exists(paid_or_open))
-    for _batch in range(max_batches):
-        closed = _close_batch(closable, sources=sources, now=now, batch_size=batch_size)
-        report.closed += closed
-        report.batches += 1
-        if closed < batch_size:
-            break
-    return report
-
-
-def _close_batch(closable, *, sources: set[str], now: datetime, batch_size: int) -> int:
-    from reminders.services import reminders_notify_closed
-
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         ids = list(
-            closable.select_for_update(skip_locked=True)
+            candidates.select_for_update(skip_locked=True)
             .order_by("payment_deadline")
             .values_list("pk", flat=True)[:batch_size]
         )
         if not ids:
-            return 0
+            return []
         Order.objects.filter(pk__in=ids, status__in=sources).update(
             status=OrderStatus.CANCELLED, cancel_reason=CancelReason.TIMEOUT, cancelled_at=now, updated_at=now
         )
@@ -658,100 +563,10 @@ def _close_batch(closable, *, sources: set[str], now: datetime, batch_size: int)
             reason=str(CancelReason.TIMEOUT.label),
             reason_code=CancelReason.TIMEOUT.value,
         )
-        reminders_notify_closed(order_ids=ids, now=now)
         mobiles = set(Order.objects.filter(pk__in=ids).values_list("customer_mobile", flat=True))
         customer_risk_refresh(mobiles=mobiles, now=now)
-        # Last, so the hot stock rows stay locked for as short a time as possible.
         stock_release_for_orders(order_ids=ids)
-    return len(ids)
-
-
-def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> int:
-    """Flag customers with OMS_RISK_TIMEOUT_CLOSES timeout closes within OMS_RISK_WINDOW_DAYS.
-
-    Set-based (a handful of queries whatever the number of customers): one count, one read
-    of the existing flags, one upsert. A flag that staff cleared only comes back for closes
-    after it was cleared. Returns the number of customers newly flagged.
-    """
-    now = now or timezone.now()
-    window_start = now - timedelta(days=settings.OMS_RISK_WINDOW_DAYS)
-    threshold = settings.OMS_RISK_TIMEOUT_CLOSES
-    timeout_closes = Order.objects.filter(
-        customer_mobile__in=mobiles, cancel_reason=CancelReason.TIMEOUT, cancelled_at__gte=window_start
-    ).order_by()
-    candidates = dict(timeout_closes.values_list("customer_mobile").annotate(n=Count("pk")).filter(n__gte=threshold))
-    if not candidates:
-        return 0
-    existing = CustomerRiskFlag.objects.filter(mobile__in=list(candidates)).values_list(
-        "pk", "mobile", "active", "cleared_at"
-    )
-    active: dict[str, int] = {}
-    cleared = []
-    for pk, mobile, is_active, cleared_at in existing:
-        if is_active:
-            active[mobile] = pk
-        elif cleared_at is not None:
-            cleared.append(mobile)
-
-    def reason(count: int) -> str:
-        return _("%(days)d 天内 %(n)d 个订单超时未付款被关闭") % {"days": settings.OMS_RISK_WINDOW_DAYS, "n": count}
-
-    if cleared:
-        since_clearing = dict(
-            timeout_closes.filter(
-                customer_mobile__in=cleared,
-                cancelled_at__gte=Subquery(
-                    CustomerRiskFlag.objects.filter(mobile=OuterRef("customer_mobile")).values("cleared_at")[:1]
-                ),
-            )
-            .values_list("customer_mobile")
-            .annotate(n=Count("pk"))
-        )
-        for mobile in cleared:
-            candidates[mobile] = since_clearing.get(mobile, 0)
-    to_flag = [
-        CustomerRiskFlag(
-            mobile=mobile,
-            active=True,
-            timeout_closes=count,
-            flagged_at=now,
-            reason=reason(count),
-            cleared_at=None,
-            cleared_by=None,
-            clear_reason="",
-        )
-        for mobile, count in candidates.items()
-        if mobile not in active and count >= threshold
-    ]
-    CustomerRiskFlag.objects.bulk_create(
-        to_flag,
-        update_conflicts=True,
-        unique_fields=["mobile"],
-        update_fields=["active", "timeout_closes", "flagged_at", "reason", "cleared_at", "cleared_by", "clear_reason"],
-    )
-    # Flags already up keep their flagged_at; their count follows the window.
-    CustomerRiskFlag.objects.bulk_update(
-        [
-            CustomerRiskFlag(pk=pk, timeout_closes=candidates[mobile], reason=reason(candidates[mobile]))
-            for mobile, pk in active.items()
-        ],
-        ["timeout_closes", "reason"],
-    )
-    return len(to_flag)
-
-
-def customer_risk_clear(*, flag: CustomerRiskFlag, user, reason: str) -> CustomerRiskFlag:
-    """Staff lift a flag, with a reason; the customer may use cash on delivery again."""
-    if not reason.strip():
-        raise ValidationFailed(fields={"reason": [_("请填写解除原因")]})
-    with transaction.atomic():
-        flag = CustomerRiskFlag.objects.select_for_update().get(pk=flag.pk)
-        flag.active = False
-        flag.cleared_at = timezone.now()
-        flag.cleared_by = user
-        flag.clear_reason = reason.strip()[:200]
-        flag.save()
-    return flag
+    return ids
 
 
 def order_confirm_receipt_overdue(*, now: datetime | None = None, batch_size: int = 200, max_batches: int = 10) -> int:

@@ -2,7 +2,9 @@
 
 from celery import shared_task
 
-from .services import order_close_expired, order_confirm_receipt_overdue
+from workflows.expiry import order_close_expired
+
+from .services import order_confirm_receipt_overdue
 
 
 @shared_task

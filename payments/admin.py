@@ -7,24 +7,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 
-from oms.errors import DomainError
+from oms.admin_base import ReadOnlyAdmin, run_for_each
 
 from . import services
 from .models import BankTransfer, Payment, PaymentNotification, ReconciliationCase, Refund
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Payment)
@@ -81,28 +69,36 @@ class RefundAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("审批退款"), permissions=["approve"])
     def approve(self, request, queryset):
-        for refund in queryset:
-            try:
-                services.refund_approve(refund=refund, user=request.user)
-            except (DomainError, PermissionDenied) as err:
-                self.message_user(request, f"{refund.out_refund_no}: {err}", level=messages.ERROR)
-        self.message_user(request, _("已提交审批，退款将原路退回"))
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda refund: services.refund_approve(refund=refund, user=request.user),
+            done_message=_("已审批 %(n)d 笔退款，将原路退回"),
+            label=lambda refund: refund.out_refund_no,
+        )
 
     @admin.action(description=_("重试失败的退款（同一退款单号）"), permissions=["approve"])
     def retry(self, request, queryset):
-        from .tasks import execute_refund
-
-        for refund in queryset.filter(status=Refund.Status.FAILED):
-            execute_refund.delay(refund.pk)
-        self.message_user(request, _("已重新提交"))
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda refund: services.refund_retry(refund=refund, user=request.user),
+            done_message=_("已重新提交 %(n)d 笔退款"),
+            label=lambda refund: refund.out_refund_no,
+        )
 
     @admin.action(description=_("线下已退款（对公转账/货到付款）"), permissions=["approve"])
     def mark_paid_by_hand(self, request, queryset):
-        for refund in queryset.filter(status=Refund.Status.PROCESSING).select_related("payment"):
-            try:
-                services.refund_mark_paid_by_hand(refund=refund, user=request.user)
-            except DomainError as err:
-                self.message_user(request, f"{refund.out_refund_no}: {err.message}", level=messages.ERROR)
+        run_for_each(
+            self,
+            request,
+            queryset.select_related("payment"),
+            lambda refund: services.refund_mark_paid_by_hand(refund=refund, user=request.user),
+            done_message=_("已标记 %(n)d 笔退款为线下已退"),
+            label=lambda refund: refund.out_refund_no,
+        )
 
     def has_approve_permission(self, request) -> bool:
         return request.user.has_perm("payments.approve_refund")

@@ -16,6 +16,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from oms.admin_base import ReadOnlyInline
+
 from .models import GATEWAY_CHANNELS, ReconciliationCase, StatementImport, StatementLine
 from .reconciliation import StatementUnreadable, statement_import, statement_report
 
@@ -32,27 +34,16 @@ class StatementUploadForm(forms.Form):
     file = forms.FileField(label=_("对账单文件"), help_text=_("CSV 文件，UTF-8 或 GBK 编码"))
 
 
-class StatementLineInline(admin.TabularInline):
+class StatementLineInline(ReadOnlyInline):
     """Only the lines that did not match: a day's bill can have tens of thousands of matched ones."""
 
     model = StatementLine
     fields = ["kind", "out_trade_no", "gateway_trade_no", "amount", "occurred_at", "result"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = _("不一致的对账单明细")
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).exclude(result=StatementLine.Result.MATCHED).order_by("pk")
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class StatementImportAdmin(admin.ModelAdmin):

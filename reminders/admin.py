@@ -17,19 +17,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from oms.admin_base import NoDeleteMixin, ReadOnlyAdmin
 from oms.errors import DomainError
-from orders.models import Order
+from orders.models import Order, OrderType
 from orders.services import Actor
 
 from . import services
 from .forms import ManualReminderForm, ReminderRuleForm, ReportRangeForm
 from .models import CustomerContactPreference, ManualReminder, Reminder, ReminderRule, Report
 from .selectors import ReminderReport, order_reminders_today, reminder_report
-
-
-class NoDeleteMixin:
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def reminder_links_for(order: Order) -> SafeString:
@@ -69,8 +65,6 @@ class ReminderRuleAdmin(NoDeleteMixin, admin.ModelAdmin):
 
     @admin.display(description=_("适用订单类型"))
     def order_type_list(self, rule: ReminderRule) -> str:
-        from orders.models import OrderType
-
         return "、".join(str(OrderType(value).label) for value in rule.order_types) or str(_("全部"))
 
 
@@ -273,17 +267,8 @@ def _outcome_charts(report: ReminderReport) -> tuple[list[dict], list[dict]]:
 
 
 @admin.register(Report)
-class ReportAdmin(admin.ModelAdmin):
+class ReportAdmin(ReadOnlyAdmin):
     """A page, not a table: the changelist of this proxy model is the report."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_view_permission(self, request, obj=None) -> bool:
         user = request.user

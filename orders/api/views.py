@@ -7,6 +7,8 @@ from rest_framework.views import APIView
 
 from orders import services
 from orders.selectors import order_for_storefront
+from payments.services import payment_start
+from workflows.cancellation import order_cancel
 
 from .serializers import (
     AddressPatchSerializer,
@@ -71,7 +73,7 @@ class OrderCancelView(StorefrontView):
     def post(self, request, order_no: str):
         serializer = CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        order = services.order_cancel(
+        order = order_cancel(
             order=self.get_order(order_no),
             actor=self.actor,
             **serializer.validated_data,
@@ -111,8 +113,6 @@ class OrderPaymentView(StorefrontView):
         summary="Start a payment: pay_url (Alipay page pay / sandbox cashier) or code_url (WeChat Native)",
     )
     def post(self, request, order_no: str):
-        from payments.services import payment_start
-
         serializer = PaymentStartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         payment, pay = payment_start(order=self.get_order(order_no), actor=self.actor, **serializer.validated_data)

@@ -1,24 +1,14 @@
-"""Read-only views of the sandbox gateway's books, so a developer can watch notifies go out."""
+"""Read-only views of the sandbox gateway's books, so a developer can watch notifies go out.
+The sandbox changes its rows through its own services only.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
+
+from oms.admin_base import ReadOnlyAdmin
 
 from .models import SandboxNotify, SandboxRefund, SandboxTrade
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The sandbox changes its rows through its own services only."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(SandboxTrade)

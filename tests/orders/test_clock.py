@@ -19,8 +19,10 @@ from django.utils import timezone
 from inventory.models import Reservation, StockLevel
 from orders import services
 from orders.models import Coupon, CustomerRiskFlag, Order, OrderEvent
+from orders.risk import customer_risk_clear
 from payments.models import Payment, ReconciliationCase, Refund
 from tests.payments.gateway_doubles import FakeGateways
+from workflows.expiry import order_close_expired
 
 SYSTEM = services.Actor.system("test")
 
@@ -32,13 +34,13 @@ def order(create_order) -> Order:
 
 def test_deadline_boundary(order):
     with time_machine.travel(order.payment_deadline - timedelta(seconds=1)):
-        assert services.order_close_expired().closed == 0
+        assert order_close_expired().closed == 0
     order.refresh_from_db()
     assert order.status == "pending_payment"
     assert StockLevel.objects.get().reserved == 3
 
     with time_machine.travel(order.payment_deadline + timedelta(seconds=1)):
-        assert services.order_close_expired().closed == 1
+        assert order_close_expired().closed == 1
     order.refresh_from_db()
     assert (order.status, order.cancel_reason) == ("cancelled", "timeout")
     assert order.cancelled_at is not None
@@ -59,9 +61,9 @@ def test_deadline_boundary(order):
 def test_grace_period_delays_the_close(order, settings):
     settings.OMS_CLOSE_GRACE_SECONDS = 120
     with time_machine.travel(order.payment_deadline + timedelta(seconds=60)):
-        assert services.order_close_expired().closed == 0
+        assert order_close_expired().closed == 0
     with time_machine.travel(order.payment_deadline + timedelta(seconds=121)):
-        assert services.order_close_expired().closed == 1
+        assert order_close_expired().closed == 1
 
 
 def test_paid_orders_are_never_closed(create_order):
@@ -73,14 +75,14 @@ def test_paid_orders_are_never_closed(create_order):
     payment.succeed(trade_no="T1", at=timezone.now())
     payment.save()
     with time_machine.travel(timezone.now() + timedelta(days=3)):
-        assert services.order_close_expired().closed == 0
+        assert order_close_expired().closed == 0
     assert set(Order.objects.values_list("status", flat=True)) == {"awaiting_shipment", "pending_payment"}
 
 
 def test_cash_on_delivery_orders_are_never_auto_closed(create_order):
     create_order(payment_method="cod")
     with time_machine.travel(timezone.now() + timedelta(days=3)):
-        assert services.order_close_expired().closed == 0
+        assert order_close_expired().closed == 0
     assert Order.objects.get().status == "pending_payment"
 
 
@@ -92,7 +94,7 @@ def test_close_gives_back_the_coupon_use(create_order, make_sku):
     coupon.refresh_from_db()
     assert coupon.used_count == 1
     with time_machine.travel(timezone.now() + timedelta(days=3)):
-        services.order_close_expired()
+        order_close_expired()
     coupon.refresh_from_db()
     assert coupon.used_count == 0
 
@@ -109,7 +111,7 @@ def test_sweep_is_set_based(create_order, make_sku, order_body, settings):
             create_order(lines=lines, customer={**order_body["customer"], "mobile": next(mobiles)})
         with time_machine.travel(timezone.now() + timedelta(days=3)):
             with CaptureQueriesContext(connection) as captured:
-                assert services.order_close_expired().closed == count
+                assert order_close_expired().closed == count
         return len(captured)
 
     few, many = queries_to_close(3), queries_to_close(40)
@@ -127,15 +129,15 @@ def test_a_cleared_customer_is_flagged_again_only_for_new_closes(create_order, s
         with time_machine.travel(start + timedelta(days=day)):
             create_order()
         with time_machine.travel(start + timedelta(days=day + 2)):
-            services.order_close_expired()
+            order_close_expired()
     flag = CustomerRiskFlag.objects.get()
     with time_machine.travel(start + timedelta(days=4)):
-        services.customer_risk_clear(flag=flag, user=admin_user, reason="已电话核实")
+        customer_risk_clear(flag=flag, user=admin_user, reason="已电话核实")
     for day in (5, 6):
         with time_machine.travel(start + timedelta(days=day)):
             create_order()
         with time_machine.travel(start + timedelta(days=day + 2)):
-            services.order_close_expired()
+            order_close_expired()
         flag.refresh_from_db()
         assert flag.active == (day == 6)  # the two closes before the clearing do not count again
     assert (flag.cleared_at, flag.clear_reason, flag.timeout_closes) == (None, "", 2)
@@ -145,7 +147,7 @@ def test_batches_are_bounded_per_run(create_order):
     for _ in range(5):
         create_order()
     with time_machine.travel(timezone.now() + timedelta(days=3)):
-        report = services.order_close_expired(batch_size=2, max_batches=2)
+        report = order_close_expired(batch_size=2, max_batches=2)
     assert (report.closed, report.batches) == (4, 2)
     assert Order.objects.filter(status="pending_payment").count() == 1
 
@@ -178,12 +180,12 @@ def test_risk_flag_blocks_cash_on_delivery_until_cleared(api, create_order, orde
     for _ in range(3):
         create_order()
         with time_machine.travel(timezone.now() + timedelta(days=2)):
-            services.order_close_expired()
+            order_close_expired()
     flag = CustomerRiskFlag.objects.get(mobile="13800138000")
     assert flag.active and flag.timeout_closes == 3
     create_order()
     with time_machine.travel(timezone.now() + timedelta(days=2)):
-        services.order_close_expired()
+        order_close_expired()
     flag.refresh_from_db()
     assert flag.timeout_closes == 4 and "4 个订单" in flag.reason  # an active flag keeps counting
 
@@ -194,7 +196,7 @@ def test_risk_flag_blocks_cash_on_delivery_until_cleared(api, create_order, orde
     assert response.json()["code"] == "customer_restricted"
     assert api.post("/api/v1/orders/", {**order_body, "external_id": "ALI-1"}, format="json").status_code == 201
 
-    services.customer_risk_clear(flag=flag, user=admin_user, reason="顾客来电说明情况")
+    customer_risk_clear(flag=flag, user=admin_user, reason="顾客来电说明情况")
     response = api.post(
         "/api/v1/orders/", {**order_body, "external_id": "COD-2", "payment_method": "cod"}, format="json"
     )
@@ -209,7 +211,7 @@ def test_risk_flag_needs_enough_closes_in_the_window(create_order, settings):
         with time_machine.travel(start + timedelta(days=days)):
             create_order()
         with time_machine.travel(start + timedelta(days=days + 2)):
-            services.order_close_expired()
+            order_close_expired()
     assert not CustomerRiskFlag.objects.exists()
 
 
@@ -242,7 +244,7 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
             try:
                 barrier.wait()
                 time.sleep(random.uniform(0, 0.02))  # spread the start over the notify's own duration
-                services.order_close_expired(sync_limit=0)
+                order_close_expired(sync_limit=0)
             finally:
                 connections.close_all()
 

@@ -32,6 +32,7 @@ from orders.models import (
 from orders.models import OrderStatus as S
 from orders.services import Actor, OrderInput
 from payments.models import Refund
+from workflows.cancellation import order_cancel
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +69,7 @@ def drive(order: Order, status: str, *, staff: Actor, cancel_reason: str) -> Non
     if status == S.PENDING_PAYMENT:
         return
     if status == S.CANCELLED:
-        services.order_cancel(order=order, actor=staff, reason=cancel_reason)
+        order_cancel(order=order, actor=staff, reason=cancel_reason)
         return
     if status == S.PAID or order.payment_method != PaymentMethod.COD:
         services.order_pay(order=order, amount=order.payable_total, actor=GATEWAY, auto_approve=False)
@@ -202,7 +203,7 @@ def run(name: str, order: Order, actor: Actor) -> Order:
     if name == "complete":
         return services.order_complete(order=order, actor=actor)
     if name == "cancel":
-        return services.order_cancel(order=order, actor=actor, reason=CancelReason.CUSTOMER_CHANGED_MIND)
+        return order_cancel(order=order, actor=actor, reason=CancelReason.CUSTOMER_CHANGED_MIND)
     if name == "revive":
         return services.order_revive(order=order, amount=order.payable_total, actor=actor)
     raise AssertionError(name)
@@ -400,7 +401,7 @@ def test_cancel_releases_the_reservation(source, order_in, staff_user):
     order = order_in(source)
     assert reserved_units() == QUANTITY
 
-    services.order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.OUT_OF_STOCK)
+    order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.OUT_OF_STOCK)
 
     level = StockLevel.objects.get()
     assert (level.on_hand, level.reserved) == (100, 0)
@@ -418,7 +419,7 @@ def test_cancel_of_a_paid_order_requests_a_full_refund(source, order_in, staff_u
     assert order.paid_total == order.payable_total > 0
     actor = Actor.staff(staff_user)
 
-    services.order_cancel(order=order, actor=actor, reason=CancelReason.CUSTOMER_CHANGED_MIND)
+    order_cancel(order=order, actor=actor, reason=CancelReason.CUSTOMER_CHANGED_MIND)
 
     refund = Refund.objects.get()
     assert refund.order_id == order.pk
@@ -450,7 +451,7 @@ def test_cancel_of_an_unpaid_order_gives_back_the_coupon_use(source, payment_met
     coupon.refresh_from_db()
     assert coupon.used_count == 1
 
-    services.order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.CUSTOMER_CHANGED_MIND)
+    order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.CUSTOMER_CHANGED_MIND)
 
     coupon.refresh_from_db()
     assert coupon.used_count == 0
@@ -462,7 +463,7 @@ def test_cancel_with_an_unknown_reason_is_refused(order_in, staff_user):
     before = snapshot(order)
 
     with pytest.raises(ValidationFailed) as refused:
-        services.order_cancel(order=order, actor=Actor.staff(staff_user), reason="bored")
+        order_cancel(order=order, actor=Actor.staff(staff_user), reason="bored")
 
     assert "reason" in refused.value.fields
     assert snapshot(order) == before
@@ -501,7 +502,7 @@ def test_revive_is_refused_unless_closed_by_timeout(reason, order_in):
 
 def test_revive_is_refused_once_money_was_refunded(order_in, staff_user):
     order = order_in(S.PAID)
-    services.order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.TIMEOUT)
+    order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.TIMEOUT)
     Order.objects.filter(pk=order.pk).update(refunded_total=F("paid_total"))  # the refund went through
     order.refresh_from_db()
     assert order.refunded_total > 0
@@ -518,7 +519,7 @@ def test_revive_is_refused_while_a_refund_of_the_first_payment_is_pending(order_
     the money twice (paid_total = 2 x payable) while the first payment is being sent back."""
     order = order_in(S.PAID)
     try:
-        services.order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.TIMEOUT)
+        order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.TIMEOUT)
     except (ValidationFailed, InvalidTransition):
         return  # refusing "timeout" for a paid order closes the hole just as well
     assert Refund.objects.filter(order=order).exists()

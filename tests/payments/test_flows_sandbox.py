@@ -13,6 +13,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from orders.events import Actor
 from orders.models import Order
 from payments import services
 from payments.gateways import get_gateway
@@ -21,6 +22,7 @@ from payments.sandbox.models import SandboxNotify, SandboxRefund
 from payments.sandbox.services import SandboxError, delivery_headers, sandbox_pay
 from payments.tasks import execute_refund
 from tests.conftest import client_for
+from workflows.expiry import order_close_expired
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,7 +129,7 @@ def test_refund_needs_approval_permission_then_goes_back_through_the_original_ro
     payment = pay_at_sandbox(shop, order, channel)
     deliver_notifies_in_process(channel)
     refund = services.refund_request(
-        order=order, amount=Decimal("50.00"), reason="部分退货", actor=services.Actor.system("test")
+        order=order, amount=Decimal("50.00"), reason="部分退货", actor=Actor.system("test")
     )
     clerk = User.objects.create_user("kefu")
     with pytest.raises(PermissionDenied):
@@ -157,7 +159,7 @@ def test_refund_retry_reuses_out_refund_no_and_never_refunds_twice(shop, order_b
         order=order,
         amount=order.payable_total,
         reason="取消",
-        actor=services.Actor.system("test"),
+        actor=Actor.system("test"),
         auto_approve=True,
     )
     # A first attempt reached the gateway but its answer was lost (timeout): the gateway has it.
@@ -198,7 +200,7 @@ def test_refund_refused_by_the_gateway_fails_and_opens_a_case(shop, order_body, 
     payment.save()
     Order.objects.filter(pk=order.pk).update(paid_total=order.payable_total)
     refund = services.refund_request(
-        order=order, amount=Decimal("10.00"), reason="测试", actor=services.Actor.system("test"), auto_approve=True
+        order=order, amount=Decimal("10.00"), reason="测试", actor=Actor.system("test"), auto_approve=True
     )
     services.refund_execute(refund_id=refund.pk)
     refund.refresh_from_db()
@@ -210,7 +212,6 @@ def test_refund_refused_by_the_gateway_fails_and_opens_a_case(shop, order_body, 
 
 
 def test_timeout_sweep_applies_a_payment_found_at_the_gateway_instead_of_closing(shop, order_body):
-    from orders.services import order_close_expired
 
     paid = new_order(shop, order_body)
     pay_at_sandbox(shop, paid)  # paid at the gateway, notify lost

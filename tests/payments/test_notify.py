@@ -13,11 +13,14 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
+from oms.errors import InvalidTransition
 from orders import services as order_services
 from orders.models import Order
 from payments import services
 from payments.models import Payment, PaymentNotification, ReconciliationCase, Refund
+from payments.services import refund_execute
 from tests.payments.gateway_doubles import FakeGateways, http_headers, yuan_to_fen
+from workflows.cancellation import order_cancel
 
 ALIPAY_URL = "/payments/notify/alipay/"
 WECHAT_URL = "/payments/notify/wechatpay/"
@@ -209,9 +212,7 @@ def test_refund_notice_is_not_counted_as_a_payment(gateways, order):
 
 def test_late_payment_after_timeout_close_is_refunded_with_a_case(gateways, order):
     payment = attempt(order)
-    order_services.order_cancel(
-        order=order, actor=order_services.Actor.system("close_expired_orders"), reason="timeout"
-    )
+    order_cancel(order=order, actor=order_services.Actor.system("close_expired_orders"), reason="timeout")
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
     assert post_alipay(body).content == b"success"
     order.refresh_from_db()
@@ -230,9 +231,7 @@ def test_late_payment_after_timeout_close_is_refunded_with_a_case(gateways, orde
 def test_late_payment_revives_the_order_when_policy_allows(gateways, order, settings):
     settings.OMS_LATE_PAYMENT_POLICY = "revive"
     payment = attempt(order)
-    order_services.order_cancel(
-        order=order, actor=order_services.Actor.system("close_expired_orders"), reason="timeout"
-    )
+    order_cancel(order=order, actor=order_services.Actor.system("close_expired_orders"), reason="timeout")
     post_alipay(gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total)))
     order.refresh_from_db()
     assert (order.status, order.paid_total) == ("paid", order.payable_total)
@@ -375,7 +374,6 @@ def test_finance_works_a_case_in_the_admin(gateways, admin_client, admin_user):
 
 @pytest.mark.parametrize("paid_by", ["bank_transfer", "recorded_without_payment_row"])
 def test_a_refund_with_no_gateway_route_is_finished_by_finance_by_hand(order, admin_client, admin_user, paid_by):
-    from payments.services import refund_execute
 
     if paid_by == "bank_transfer":
         services.bank_transfer_record(
@@ -388,7 +386,7 @@ def test_a_refund_with_no_gateway_route_is_finished_by_finance_by_hand(order, ad
         )
     else:
         order_services.order_pay(order=order, amount=order.payable_total, actor=order_services.Actor.system("t"))
-    order_services.order_cancel(order=order, actor=order_services.Actor.staff(admin_user), reason="changed_mind")
+    order_cancel(order=order, actor=order_services.Actor.staff(admin_user), reason="changed_mind")
     refund = Refund.objects.get()
     services.refund_approve(refund=refund, user=admin_user)
     refund_execute(refund_id=refund.pk)
@@ -408,5 +406,5 @@ def test_a_gateway_refund_cannot_be_marked_paid_by_hand(gateways, order, admin_u
     )
     Refund.objects.filter(pk=refund.pk).update(status="processing")
     refund.refresh_from_db()
-    with pytest.raises(services.InvalidTransition):
+    with pytest.raises(InvalidTransition):
         services.refund_mark_paid_by_hand(refund=refund, user=admin_user)

@@ -9,11 +9,12 @@ from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 
 from orders.models import OrderEvent
-from orders.services import Actor, order_cancel, order_pay
+from orders.services import Actor, order_pay
 from reminders.admin import reminder_links_for
 from reminders.models import ManualReminder, Reminder, ReminderRule
 from reminders.selectors import reminder_report
 from reminders.services import manual_reminder_record, reminders_send_due
+from workflows.cancellation import order_cancel
 
 from .conftest import at
 

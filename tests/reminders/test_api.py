@@ -6,8 +6,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from orders.models import Storefront
-from orders.services import Actor, order_cancel
+from orders.services import Actor
 from reminders.services import reminders_notify_closed, reminders_send_due
+from workflows.cancellation import order_cancel
 
 from ..conftest import client_for
 from .conftest import at

@@ -7,11 +7,12 @@ import pytest
 from django.core import mail
 
 from orders.models import OrderEvent
-from orders.services import Actor, order_cancel, order_pay
+from orders.services import Actor, order_pay
 from payments.models import Payment
 from reminders.channels import ChannelError
 from reminders.models import Reminder, ReminderRule
 from reminders.services import reminders_notify_closed, reminders_schedule, reminders_send_due
+from workflows.cancellation import order_cancel
 
 from .conftest import at
 

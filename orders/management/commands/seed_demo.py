@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from inventory.models import Sku, StockLevel, Warehouse
 from orders import services
@@ -24,6 +25,11 @@ from orders.models import (
     Storefront,
     StorefrontAPIKey,
 )
+from payments.gateways import notify_url
+from payments.sandbox.models import SandboxNotify
+from payments.sandbox.services import delivery_headers, sandbox_pay, sandbox_trade_open
+from payments.services import payment_receive_notification, payment_start
+from workflows.cancellation import order_cancel
 
 CREDENTIALS_FILE = settings.VAR_DIR / "demo-credentials.json"
 
@@ -213,13 +219,6 @@ class Command(BaseCommand):
         since the web server is not up yet; the worker will deliver it again later, which
         our inbox answers as a duplicate).
         """
-        from django.utils import timezone
-
-        from payments.gateways import notify_url
-        from payments.sandbox.models import SandboxNotify
-        from payments.sandbox.services import delivery_headers, sandbox_pay, sandbox_trade_open
-        from payments.services import payment_receive_notification, payment_start
-
         payment, _ = payment_start(order=order, channel="alipay", actor=services.Actor.storefront(order.storefront))
         sandbox_trade_open(
             channel="alipay",
@@ -278,7 +277,7 @@ class Command(BaseCommand):
                 elif step == "complete":
                     services.order_complete(order=order, actor=staff)
                 elif step == "cancel":
-                    services.order_cancel(
+                    order_cancel(
                         order=order,
                         actor=staff,
                         reason=CancelReason.CUSTOMER_CHANGED_MIND,

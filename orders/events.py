@@ -1,0 +1,85 @@
+"""The order timeline's one writer, and who acts.
+
+Every app that changes an order (payments, reminders, fulfillment, after-sales, the
+workflows) records what happened through `order_event_record` or, for set-based jobs,
+`order_events_record_many`. Other apps read an order's events; none writes OrderEvent
+rows by hand. `Actor` says who made a change; it is re-exported by orders.services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .models import ActorKind, Order, OrderEvent, Storefront
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: a staff user, a storefront, a gateway, or a system job."""
+
+    kind: str
+    label: str
+    user: Any = None
+
+    @classmethod
+    def staff(cls, user) -> Actor:
+        return cls(kind=ActorKind.STAFF, label=user.get_username(), user=user)
+
+    @classmethod
+    def storefront(cls, storefront: Storefront) -> Actor:
+        return cls(kind=ActorKind.STOREFRONT, label=storefront.code)
+
+    @classmethod
+    def gateway(cls, channel: str) -> Actor:
+        return cls(kind=ActorKind.GATEWAY, label=channel)
+
+    @classmethod
+    def system(cls, job: str) -> Actor:
+        return cls(kind=ActorKind.SYSTEM, label=job)
+
+
+def _event(order_id: int, type: str, actor: Actor, from_status: str, to_status: str, reason: str, data) -> OrderEvent:
+    return OrderEvent(
+        order_id=order_id,
+        type=type,
+        from_status=from_status,
+        to_status=to_status,
+        actor_kind=actor.kind,
+        actor_label=actor.label,
+        actor_user=actor.user,
+        reason=reason,
+        data=data,
+    )
+
+
+def order_event_record(
+    *,
+    order: Order,
+    type: str,
+    actor: Actor,
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+    **data: Any,
+) -> OrderEvent:
+    """The one writer of OrderEvent rows (with order_events_record_many for set-based jobs)."""
+    event = _event(order.pk, type, actor, from_status, to_status, reason, data)
+    event.save()
+    return event
+
+
+def order_events_record_many(
+    *,
+    order_ids: list[int],
+    type: str,
+    actor: Actor,
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+    **data: Any,
+) -> int:
+    """The same event for many orders in one INSERT."""
+    events = [_event(order_id, type, actor, from_status, to_status, reason, data) for order_id in order_ids]
+    OrderEvent.objects.bulk_create(events, batch_size=1000)
+    return len(events)

@@ -1,0 +1,335 @@
+"""Gateway notifications: verify, store in the inbox, apply exactly once.
+
+Also the late-payment policy (money for an order closed by timeout: revive it or refund it),
+which stays here because it only calls down into orders (order_pay, order_revive).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from oms.errors import DomainError
+from orders.models import ZERO, CancelReason, Order, OrderStatus
+from orders.services import Actor, order_pay, order_revive
+
+from ..gateways import get_gateway
+from ..gateways.base import NotifyMessage, VerificationError
+from ..models import (
+    Payment,
+    PaymentNotification,
+    ReconciliationCase,
+    Refund,
+)
+from .cases import case_open
+from .money import lock_order, record_extra_money
+from .refunds import refund_mark_failed, refund_mark_succeeded, refund_request
+
+logger = logging.getLogger(__name__)
+CaseType = ReconciliationCase.Type
+
+
+MAX_NOTIFY_BYTES = 64 * 1024
+Outcome = PaymentNotification.Outcome
+
+
+# --- notifications ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    notification: PaymentNotification
+    accepted: bool  # answer "done" to the gateway (everything but a failed verification)
+
+
+def payment_receive_notification(
+    *, channel: str, body: bytes, headers: dict[str, str], now: datetime | None = None
+) -> NotifyResult:
+    """Verify, store in the inbox, and apply a gateway notify exactly once.
+
+    The inbox row is committed before it is applied, so a crash while applying leaves
+    a pending row that the gateway's next retry picks up again.
+    """
+    now = now or timezone.now()
+    raw = body.decode("utf-8", errors="replace")
+    if len(body) > MAX_NOTIFY_BYTES:
+        row = PaymentNotification.objects.create(
+            channel=channel,
+            raw_body=raw[:2000],
+            headers=headers,
+            outcome=Outcome.REJECTED,
+            verify_error="body too large",
+        )
+        return NotifyResult(row, accepted=False)
+    try:
+        message = get_gateway(channel).parse_notify(body=body, headers=headers, now=now)
+    except VerificationError as err:
+        row = PaymentNotification.objects.create(
+            channel=channel,
+            raw_body=raw,
+            headers=headers,
+            outcome=Outcome.REJECTED,
+            verify_error=err.reason[:200],
+            processed_at=timezone.now(),
+        )
+        return NotifyResult(row, accepted=False)
+
+    try:
+        with transaction.atomic():
+            inbox = PaymentNotification.objects.create(
+                channel=channel,
+                dedupe_key=message.dedupe_key,
+                kind=message.kind,
+                raw_body=raw,
+                headers=headers,
+                verified=True,
+                out_trade_no=message.out_trade_no,
+            )
+    except IntegrityError:
+        inbox = PaymentNotification.objects.get(
+            ~Q(outcome=Outcome.DUPLICATE), channel=channel, dedupe_key=message.dedupe_key, verified=True
+        )
+    with transaction.atomic():
+        original = PaymentNotification.objects.select_for_update().get(pk=inbox.pk)
+        if original.outcome != Outcome.PENDING:
+            duplicate = PaymentNotification.objects.create(
+                channel=channel,
+                dedupe_key=message.dedupe_key,
+                kind=message.kind,
+                raw_body=raw,
+                headers=headers,
+                verified=True,
+                out_trade_no=message.out_trade_no,
+                outcome=Outcome.DUPLICATE,
+                outcome_note=f"#{original.pk}",
+                payment=original.payment,
+                order=original.order,
+                processed_at=timezone.now(),
+            )
+            return NotifyResult(duplicate, accepted=True)
+        _apply_message(original, message)
+        original.processed_at = timezone.now()
+        original.save()
+    return NotifyResult(original, accepted=True)
+
+
+def _apply_message(inbox: PaymentNotification, message: NotifyMessage) -> None:
+    if message.kind == "refund":
+        _apply_refund_notice(inbox, message)
+    elif message.kind == "payment" and message.succeeded:
+        apply_success(
+            channel=message.channel,
+            out_trade_no=message.out_trade_no,
+            amount=message.amount,
+            gateway_trade_no=message.gateway_trade_no,
+            paid_at=message.occurred_at,
+            merchant_id=message.merchant_id,
+            app_id=message.app_id,
+            inbox=inbox,
+            source="notify",
+        )
+    else:
+        inbox.outcome = Outcome.IGNORED
+        inbox.outcome_note = "not a success"
+
+
+def apply_success(
+    *,
+    channel: str,
+    out_trade_no: str,
+    amount: Decimal,
+    gateway_trade_no: str,
+    paid_at: datetime | None,
+    merchant_id: str,
+    app_id: str,
+    inbox: PaymentNotification | None,
+    source: str,
+) -> str:
+    """The gateway says `out_trade_no` was paid `amount`. Decide what that means, under lock.
+
+    Returns the outcome. Must run inside a transaction.
+    """
+    outcome_note = ""
+    found = (
+        Payment.objects.filter(out_trade_no=out_trade_no, channel=channel).values_list("order_id", flat=True).first()
+    )
+    ids = {"gateway_trade_no": gateway_trade_no, "source": source}
+
+    def finish(outcome: str, note: str = "", payment: Payment | None = None, order: Order | None = None) -> str:
+        if inbox is not None:
+            inbox.outcome, inbox.outcome_note = outcome, note[:300]
+            inbox.payment, inbox.order = payment, order
+        return outcome
+
+    if found is None:
+        case_open(
+            type=CaseType.UNKNOWN_ORDER,
+            dedupe_key=f"unknown:{channel}:{out_trade_no}:{gateway_trade_no}",
+            summary=_("收到未知商户单号 %(no)s 的付款 %(a)s 元") % {"no": out_trade_no, "a": amount},
+            channel=channel,
+            notification=inbox,
+            out_trade_no=out_trade_no,
+            actual_amount=amount,
+            **ids,
+        )
+        return finish(Outcome.CASE_OPENED, "unknown out_trade_no")
+
+    order = lock_order(found)
+    payment = Payment.objects.select_for_update().get(out_trade_no=out_trade_no)
+    gateway = get_gateway(channel)
+    if (merchant_id, app_id) != (gateway.merchant_id, gateway.app_id):
+        case_open(
+            type=CaseType.MERCHANT_MISMATCH,
+            dedupe_key=f"merchant:{out_trade_no}:{gateway_trade_no}",
+            summary=_("商户号/应用ID不符：收到 %(m)s/%(a)s") % {"m": merchant_id, "a": app_id},
+            channel=channel,
+            order=order,
+            payment=payment,
+            notification=inbox,
+            actual_amount=amount,
+            received_merchant_id=merchant_id,
+            received_app_id=app_id,
+            **ids,
+        )
+        return finish(Outcome.CASE_OPENED, "merchant/app mismatch", payment, order)
+    if amount != payment.amount:
+        case_open(
+            type=CaseType.AMOUNT_MISMATCH,
+            dedupe_key=f"amount:{out_trade_no}:{gateway_trade_no}:{amount}",
+            summary=_("付款金额不符：应付 %(e)s，实付 %(a)s") % {"e": payment.amount, "a": amount},
+            channel=channel,
+            order=order,
+            payment=payment,
+            notification=inbox,
+            expected_amount=payment.amount,
+            actual_amount=amount,
+            **ids,
+        )
+        return finish(Outcome.CASE_OPENED, "amount mismatch", payment, order)
+    if payment.status == Payment.Status.SUCCEEDED:
+        return finish(Outcome.DUPLICATE, "payment already succeeded", payment, order)
+
+    at = paid_at or timezone.now()
+    if payment.status == Payment.Status.CLOSED:
+        payment.succeed_after_close(trade_no=gateway_trade_no, at=at)
+    else:
+        payment.succeed(trade_no=gateway_trade_no, at=at)
+    payment.save()
+    actor = Actor.gateway(channel)
+
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        order_pay(order=order, amount=amount, actor=actor, at=at, out_trade_no=out_trade_no, **ids)
+        return finish(Outcome.APPLIED, "", payment, order)
+
+    if order.status == OrderStatus.CANCELLED:
+        policy = settings.OMS_LATE_PAYMENT_POLICY
+        if policy == "revive" and order.cancel_reason == CancelReason.TIMEOUT and order.paid_total == ZERO:
+            try:
+                with transaction.atomic():
+                    order_revive(order=order, amount=amount, actor=actor, out_trade_no=out_trade_no, **ids)
+                return finish(Outcome.APPLIED, "revived after late payment", payment, order)
+            except DomainError as err:  # stock gone: fall back to the refund
+                outcome_note = f"revive refused: {err.code}"
+        record_extra_money(order=order, payment=payment, actor=actor, note="paid after close")
+        refund = refund_request(
+            order=order,
+            payment=payment,
+            amount=amount,
+            reason=_("关单后付款，自动原路退回"),
+            actor=Actor.system("late_payment_policy"),
+            out_refund_no=f"{out_trade_no}RL",
+            auto_approve=True,
+        )
+        case_open(
+            type=CaseType.PAID_AFTER_CLOSE,
+            dedupe_key=f"late:{out_trade_no}",
+            summary=_("订单已关闭后收到付款 %(a)s 元，已自动发起原路退款 %(r)s")
+            % {"a": amount, "r": refund.out_refund_no},
+            channel=channel,
+            order=order,
+            payment=payment,
+            refund=refund,
+            notification=inbox,
+            actual_amount=amount,
+            **ids,
+        )
+        return finish(Outcome.CASE_OPENED, outcome_note or "late payment refunded", payment, order)
+
+    # The order was already paid by another attempt: the customer paid twice.
+    record_extra_money(order=order, payment=payment, actor=actor, note="second successful attempt")
+    case_open(
+        type=CaseType.OVERPAID,
+        dedupe_key=f"overpaid:{out_trade_no}",
+        summary=_("订单已付款后，另一笔支付 %(no)s 又成功 %(a)s 元（重复支付）") % {"no": out_trade_no, "a": amount},
+        channel=channel,
+        order=order,
+        payment=payment,
+        notification=inbox,
+        expected_amount=order.payable_total,
+        actual_amount=amount,
+        **ids,
+    )
+    return finish(Outcome.CASE_OPENED, "overpaid", payment, order)
+
+
+def _apply_refund_notice(inbox: PaymentNotification, message: NotifyMessage) -> None:
+    refund = Refund.objects.filter(out_refund_no=message.out_refund_no).first()
+    if refund is None:
+        case_open(
+            type=CaseType.UNKNOWN_ORDER,
+            dedupe_key=f"unknown_refund:{message.channel}:{message.out_refund_no}:{message.gateway_trade_no}",
+            summary=_("收到未知退款单 %(no)s 的退款通知") % {"no": message.out_refund_no},
+            channel=message.channel,
+            notification=inbox,
+            out_trade_no=message.out_trade_no,
+            actual_amount=message.amount,
+        )
+        inbox.outcome = Outcome.CASE_OPENED
+        return
+    inbox.payment_id, inbox.order_id = refund.payment_id, refund.order_id
+    expected = refund.amount
+    if message.amount_is_cumulative and refund.payment_id:
+        earlier = (
+            Refund.objects.filter(payment_id=refund.payment_id, status=Refund.Status.SUCCEEDED)
+            .exclude(pk=refund.pk)
+            .aggregate(total=Sum("amount"))["total"]
+        )
+        expected = (earlier or ZERO) + refund.amount
+    if message.amount != expected:
+        case_open(
+            type=CaseType.AMOUNT_MISMATCH,
+            dedupe_key=f"refund_amount:{refund.out_refund_no}:{message.amount}",
+            summary=_("退款金额不符：应退 %(e)s，渠道 %(a)s") % {"e": expected, "a": message.amount},
+            channel=message.channel,
+            order=refund.order,
+            refund=refund,
+            notification=inbox,
+            expected_amount=expected,
+            actual_amount=message.amount,
+        )
+        inbox.outcome = Outcome.CASE_OPENED
+        return
+    if refund.status == Refund.Status.SUCCEEDED:
+        inbox.outcome = Outcome.DUPLICATE
+        return
+    if message.succeeded:
+        if refund.status in (Refund.Status.APPROVED, Refund.Status.FAILED):
+            with transaction.atomic():
+                locked = Refund.objects.select_for_update().get(pk=refund.pk)
+                locked.start()
+                locked.save()
+        refund_mark_succeeded(
+            refund=refund, gateway_refund_no=message.gateway_trade_no, actor=Actor.gateway(message.channel)
+        )
+        inbox.outcome = Outcome.APPLIED
+    else:
+        refund_mark_failed(refund=refund, error=str(message.fields.get("refund_status", "refund failed")))
+        inbox.outcome = Outcome.CASE_OPENED
