@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -119,3 +120,51 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_line_id}:{self.stock_level_id}x{self.quantity}"
+
+
+class StockMovement(models.Model):
+    """One change of on-hand stock other than reserve / release / consume: who, why, before, after.
+
+    Written only by inventory.services.stock_adjust, in the same transaction as the change,
+    under the stock row's lock. Never edited or deleted.
+    """
+
+    class Reason(models.TextChoices):
+        RECEIVED = "received", _("到货入库")
+        OPENING = "opening", _("期初库存")
+        COUNT_CORRECTION = "count_correction", _("盘点调整")
+        DAMAGED = "damaged", _("报损")
+        RETURNED = "returned", _("退货入库")
+        OTHER = "other", _("其他")
+
+    stock_level = models.ForeignKey(
+        StockLevel, on_delete=models.PROTECT, related_name="movements", verbose_name=_("库存")
+    )
+    reason = models.CharField(_("原因"), max_length=32, choices=Reason.choices)
+    delta = models.IntegerField(_("变动数量"))
+    on_hand_before = models.IntegerField(_("变动前在库"))
+    on_hand_after = models.IntegerField(_("变动后在库"))
+    note = models.CharField(_("备注"), max_length=200, blank=True)
+    actor_label = models.CharField(_("操作方"), max_length=150)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("操作人"),
+    )
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("库存变动")
+        verbose_name_plural = _("库存变动")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(on_hand_after=F("on_hand_before") + F("delta")), name="stock_movement_adds_up"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stock_level_id} {self.delta:+d}"

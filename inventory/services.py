@@ -1,4 +1,4 @@
-"""Stock reservation, release and consumption.
+"""Stock reservation, release and consumption, and the one writer of hand-made changes (stock_adjust).
 
 Stock rows are always locked in primary-key order (`SELECT ... FOR UPDATE ORDER BY id`),
 so two orders touching the same SKUs queue instead of deadlocking. The number of
@@ -12,12 +12,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from django.db.models import Case, F, IntegerField, Sum, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from oms.errors import InsufficientStock
+from oms.errors import DomainError, InsufficientStock, ValidationFailed
 
-from .models import Reservation, Sku, StockLevel
+from .models import Reservation, Sku, StockLevel, StockMovement, Warehouse
 
 
 @dataclass
@@ -125,12 +127,68 @@ def stock_consume(*, order_line_ids: Iterable[int]) -> int:
     )
 
 
-def stock_receive(*, sku: Sku, warehouse, quantity: int) -> StockLevel:
-    """Add units to a warehouse (goods received, or an opening balance)."""
-    level, _ = StockLevel.objects.get_or_create(sku=sku, warehouse=warehouse)
-    StockLevel.objects.filter(pk=level.pk).update(on_hand=F("on_hand") + quantity)
-    level.refresh_from_db()
-    return level
+class StockAdjustmentRefused(DomainError):
+    code = "stock_adjustment_refused"
+    status_code = 409
+    default_message = _("库存调整后在库数量不能小于已预占数量")
+
+
+def stock_adjust(
+    *,
+    sku: Sku,
+    warehouse: Warehouse,
+    delta: int,
+    reason: str,
+    actor_label: str,
+    user=None,
+    note: str = "",
+) -> StockMovement:
+    """The one way to change on-hand stock by hand or by a goods-in: receive, count, write off.
+
+    Locks the stock row (creating it at zero if the SKU was never in this warehouse), refuses
+    a change that would leave fewer units on hand than are reserved for orders, and writes a
+    StockMovement with the before and after in the same transaction.
+    """
+    if reason not in StockMovement.Reason.values:
+        raise ValidationFailed(fields={"reason": [_("无效的调整原因")]})
+    if delta == 0:
+        raise ValidationFailed(fields={"delta": [_("变动数量不能为 0")]})
+    with transaction.atomic():
+        StockLevel.objects.get_or_create(sku=sku, warehouse=warehouse)
+        level = StockLevel.objects.select_for_update().get(sku=sku, warehouse=warehouse)
+        before = level.on_hand
+        if before + delta < level.reserved:
+            raise StockAdjustmentRefused(
+                details={"on_hand": before, "reserved": level.reserved, "delta": delta},
+                fields={"delta": [_("最多可减少 %(n)d 件") % {"n": before - level.reserved}]},
+            )
+        level.on_hand = before + delta
+        level.save(update_fields=["on_hand", "updated_at"])
+        return StockMovement.objects.create(
+            stock_level=level,
+            reason=reason,
+            delta=delta,
+            on_hand_before=before,
+            on_hand_after=level.on_hand,
+            note=note[:200],
+            actor_label=actor_label[:150],
+            actor_user=user,
+        )
+
+
+def stock_receive(
+    *, sku: Sku, warehouse: Warehouse, quantity: int, actor_label: str = "goods_in", user=None
+) -> StockLevel:
+    """Add units to a warehouse (goods received); recorded as a movement like any adjustment."""
+    movement = stock_adjust(
+        sku=sku,
+        warehouse=warehouse,
+        delta=quantity,
+        reason=StockMovement.Reason.RECEIVED,
+        actor_label=actor_label,
+        user=user,
+    )
+    return movement.stock_level
 
 
 def stock_release_for_orders(*, order_ids: list[int]) -> int:

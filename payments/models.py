@@ -10,14 +10,13 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, FSMModelMixin, transition
 
+from orders.models import PaymentMethod
+
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
-class Channel(models.TextChoices):
-    ALIPAY = "alipay", _("支付宝")
-    WECHATPAY = "wechatpay", _("微信支付")
-    BANK_TRANSFER = "bank_transfer", _("对公转账")
-    COD = "cod", _("货到付款")
+# One enum for payment channels: the order's payment method is the channel its money comes by.
+Channel = PaymentMethod
 
 
 GATEWAY_CHANNELS = [Channel.ALIPAY, Channel.WECHATPAY]

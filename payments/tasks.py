@@ -10,12 +10,13 @@ from orders.models import Order
 
 from .gateways.base import GatewayError
 from .models import Refund
-from .services import payment_sync, payments_stale, refund_execute, refund_mark_failed
+from .services import payment_sync, payments_stale, refund_execute, refund_mark_failed, refunds_stuck
+from .services.refunds import EXECUTE_REFUND_TASK
 
 REFUND_RETRIES = 6
 
 
-@shared_task(bind=True, max_retries=REFUND_RETRIES, acks_late=True)
+@shared_task(name=EXECUTE_REFUND_TASK, bind=True, max_retries=REFUND_RETRIES, acks_late=True)
 def execute_refund(self, refund_id: int) -> str:
     """Send a refund; on a network error retry with backoff, reusing the same out_refund_no."""
     try:
@@ -40,8 +41,6 @@ def sync_stale_payments(minutes: int = 5, limit: int = 200) -> int:
 @shared_task
 def redeliver_refunds(minutes: int = 10, limit: int = 100) -> int:
     """Re-queue refunds stuck in approved/processing (a lost task, a broker outage)."""
-    from .services import refunds_stuck
-
     ids = refunds_stuck(older_than=timedelta(minutes=minutes), limit=limit)
     for refund_id in ids:
         execute_refund.delay(refund_id)

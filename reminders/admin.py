@@ -206,8 +206,11 @@ class CustomerContactPreferenceAdmin(NoDeleteMixin, admin.ModelAdmin):
     fields = ["mobile", "opted_out", "reason"]
 
     def save_model(self, request, obj: CustomerContactPreference, form, change: bool) -> None:
-        obj.updated_by = request.user
-        super().save_model(request, obj, form, change)
+        change_preference = services.customer_opt_out if obj.opted_out else services.customer_opt_in
+        obj.pk = change_preference(mobile=obj.mobile, reason=obj.reason, user=request.user).pk
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["mobile"] if obj is not None else []
 
 
 # --- the report -----------------------------------------------------------------------------

@@ -520,3 +520,11 @@ def customer_opt_out(*, mobile: str, reason: str = "", user=None) -> CustomerCon
         mobile=mobile, defaults={"opted_out": True, "reason": reason[:200], "updated_by": user}
     )
     return preference
+
+
+def customer_opt_in(*, mobile: str, reason: str = "", user=None) -> CustomerContactPreference:
+    """The customer wants 催付 messages again (customer service records why)."""
+    preference, _created = CustomerContactPreference.objects.update_or_create(
+        mobile=mobile, defaults={"opted_out": False, "reason": reason[:200], "updated_by": user}
+    )
+    return preference

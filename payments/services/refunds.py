@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from oms.errors import InvalidTransition, ValidationFailed
+from oms.jobs import enqueue_on_commit
 from orders.models import ZERO, Order, OrderEvent
 from orders.services import Actor, order_event_record, order_money_record
 
@@ -179,10 +180,11 @@ def refund_retry(*, refund: Refund, user) -> Refund:
     return refund
 
 
-def _queue_refund_execution(refund: Refund) -> None:
-    from ..tasks import execute_refund  # tasks import these services; the queue is ours
+EXECUTE_REFUND_TASK = "payments.tasks.execute_refund"
 
-    transaction.on_commit(lambda: execute_refund.delay(refund.pk))
+
+def _queue_refund_execution(refund: Refund) -> None:
+    enqueue_on_commit(EXECUTE_REFUND_TASK, refund.pk)
 
 
 def refund_execute(*, refund_id: int) -> Refund:

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def refunds_queued(monkeypatch) -> list[int]:
     queued: list[int] = []
-    monkeypatch.setattr(execute_refund, "delay", lambda refund_id: queued.append(refund_id))
+    monkeypatch.setattr(execute_refund, "apply_async", lambda args, countdown=None: queued.append(*args))
     return queued
 
 

@@ -238,3 +238,21 @@ def test_admin_index_links_the_report_and_the_rules(admin_client, rules):
     assert "/admin/reminders/report/" in page and "催付报表" in page
     rules_page = admin_client.get("/admin/reminders/reminderrule/").content.decode()
     assert "下单30分钟未付款提醒" in rules_page and "付款截止前2小时提醒" in rules_page
+
+
+def test_the_opt_out_screen_goes_through_the_services(admin_client, admin_user):
+    from reminders.models import CustomerContactPreference
+
+    response = admin_client.post(
+        "/admin/reminders/customercontactpreference/add/",
+        {"mobile": "13900001111", "opted_out": "on", "reason": "回复退订"},
+    )
+    assert response.status_code == 302
+    preference = CustomerContactPreference.objects.get(mobile="13900001111")
+    assert (preference.opted_out, preference.updated_by) == (True, admin_user)
+    response = admin_client.post(
+        f"/admin/reminders/customercontactpreference/{preference.pk}/change/", {"reason": "顾客来电要求恢复"}
+    )
+    assert response.status_code == 302
+    preference.refresh_from_db()
+    assert (preference.opted_out, preference.reason) == (False, "顾客来电要求恢复")
