@@ -67,38 +67,28 @@ class RefundAdmin(ReadOnlyAdmin):
     list_select_related = ["order", "approved_by"]
     actions = ["approve", "retry", "mark_paid_by_hand"]
 
-    @admin.action(description=_("审批退款"), permissions=["approve"])
-    def approve(self, request, queryset):
+    def _for_each_refund(self, request, refunds, service, done_message: str) -> None:
         run_for_each(
             self,
             request,
-            queryset,
-            lambda refund: services.refund_approve(refund=refund, user=request.user),
-            done_message=_("已审批 %(n)d 笔退款，将原路退回"),
+            refunds,
+            lambda refund: service(refund=refund, user=request.user),
+            done_message=done_message,
             label=lambda refund: refund.out_refund_no,
         )
+
+    @admin.action(description=_("审批退款"), permissions=["approve"])
+    def approve(self, request, queryset):
+        self._for_each_refund(request, queryset, services.refund_approve, _("已审批 %(n)d 笔退款，将原路退回"))
 
     @admin.action(description=_("重试失败的退款（同一退款单号）"), permissions=["approve"])
     def retry(self, request, queryset):
-        run_for_each(
-            self,
-            request,
-            queryset,
-            lambda refund: services.refund_retry(refund=refund, user=request.user),
-            done_message=_("已重新提交 %(n)d 笔退款"),
-            label=lambda refund: refund.out_refund_no,
-        )
+        self._for_each_refund(request, queryset, services.refund_retry, _("已重新提交 %(n)d 笔退款"))
 
     @admin.action(description=_("线下已退款（对公转账/货到付款）"), permissions=["approve"])
     def mark_paid_by_hand(self, request, queryset):
-        run_for_each(
-            self,
-            request,
-            queryset.select_related("payment"),
-            lambda refund: services.refund_mark_paid_by_hand(refund=refund, user=request.user),
-            done_message=_("已标记 %(n)d 笔退款为线下已退"),
-            label=lambda refund: refund.out_refund_no,
-        )
+        refunds = queryset.select_related("payment")
+        self._for_each_refund(request, refunds, services.refund_mark_paid_by_hand, _("已标记 %(n)d 笔退款为线下已退"))
 
     def has_approve_permission(self, request) -> bool:
         return request.user.has_perm("payments.approve_refund")

@@ -13,6 +13,7 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from payments.sandbox.tasks import sandbox_deliver_notify
+from payments.tasks import execute_refund
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,11 @@ def capture_server() -> Iterator[CaptureServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def refunds_queued(monkeypatch) -> list[int]:
+    """Record the refund ids queued for execution instead of sending them to a broker."""
+    queued: list[int] = []
+    monkeypatch.setattr(execute_refund, "apply_async", lambda args, countdown=None: queued.append(*args))
+    return queued

@@ -20,18 +20,10 @@ from payments.gateways import get_gateway
 from payments.models import Payment, ReconciliationCase, Refund
 from payments.sandbox.models import SandboxNotify, SandboxRefund
 from payments.sandbox.services import SandboxError, delivery_headers, sandbox_pay
-from payments.tasks import execute_refund
 from tests.conftest import client_for
 from workflows.expiry import order_close_expired
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def refunds_queued(monkeypatch) -> list[int]:
-    queued: list[int] = []
-    monkeypatch.setattr(execute_refund, "apply_async", lambda args, countdown=None: queued.append(*args))
-    return queued
 
 
 @pytest.fixture

@@ -14,17 +14,9 @@ from orders import services as order_services
 from orders.models import Order
 from payments import services
 from payments.models import Refund
-from payments.tasks import execute_refund
 from workflows.cancellation import order_cancel
 
 SYSTEM = order_services.Actor.system("test")
-
-
-@pytest.fixture
-def queued(monkeypatch) -> list[int]:
-    sent: list[int] = []
-    monkeypatch.setattr(execute_refund, "apply_async", lambda args, countdown=None: sent.append(*args))
-    return sent
 
 
 @pytest.fixture
@@ -46,32 +38,32 @@ def messages_of(response) -> list[str]:
 
 
 def test_retry_queues_the_same_refund_after_commit(
-    cancelled_paid_order, admin_user, queued, django_capture_on_commit_callbacks
+    cancelled_paid_order, admin_user, refunds_queued, django_capture_on_commit_callbacks
 ):
     refund = failed_refund(cancelled_paid_order)
     with django_capture_on_commit_callbacks(execute=True):
         services.refund_retry(refund=refund, user=admin_user)
-    assert queued == [refund.pk]
+    assert refunds_queued == [refund.pk]
     refund.refresh_from_db()
     assert refund.out_refund_no.endswith("C")  # the same number goes to the gateway again
     assert cancelled_paid_order.events.filter(reason="重试退款").exists()
 
 
-def test_retry_refuses_a_refund_that_did_not_fail(cancelled_paid_order, admin_user, queued):
+def test_retry_refuses_a_refund_that_did_not_fail(cancelled_paid_order, admin_user, refunds_queued):
     refund = Refund.objects.get(order=cancelled_paid_order)
     with pytest.raises(InvalidTransition):
         services.refund_retry(refund=refund, user=admin_user)
-    assert queued == []
+    assert refunds_queued == []
 
 
-def test_retry_needs_the_approval_permission(cancelled_paid_order, django_user_model, queued):
+def test_retry_needs_the_approval_permission(cancelled_paid_order, django_user_model, refunds_queued):
     clerk = django_user_model.objects.create_user("clerk", is_staff=True)
     with pytest.raises(PermissionDenied):
         services.refund_retry(refund=failed_refund(cancelled_paid_order), user=clerk)
-    assert queued == []
+    assert refunds_queued == []
 
 
-def test_bulk_approve_counts_only_what_it_approved(create_order, admin_client, admin_user, queued):
+def test_bulk_approve_counts_only_what_it_approved(create_order, admin_client, admin_user, refunds_queued):
     order = Order.objects.get(order_no=create_order()["order_no"])
     services.bank_transfer_record(
         payer="某公司",
