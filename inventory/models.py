@@ -71,6 +71,7 @@ class StockLevel(models.Model):
         verbose_name = _("库存")
         verbose_name_plural = _("库存")
         ordering = ["sku__code", "warehouse_id"]
+        permissions = [("adjust_stock", _("可调整库存（入库、盘点、报损）"))]
         constraints = [
             models.UniqueConstraint(fields=["sku", "warehouse"], name="stock_unique_sku_warehouse"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="stock_reserved_non_negative"),

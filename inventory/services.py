@@ -17,7 +17,7 @@ from django.db.models import Case, F, IntegerField, Sum, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oms.errors import DomainError, InsufficientStock, ValidationFailed
+from oms.errors import DomainError, InsufficientStock, ValidationFailed, require_permission
 
 from .models import Reservation, Sku, StockLevel, StockMovement, Warehouse
 
@@ -149,6 +149,8 @@ def stock_adjust(
     a change that would leave fewer units on hand than are reserved for orders, and writes a
     StockMovement with the before and after in the same transaction.
     """
+    if user is not None:
+        require_permission(user, "inventory.adjust_stock")
     if reason not in StockMovement.Reason.values:
         raise ValidationFailed(fields={"reason": [_("无效的调整原因")]})
     if delta == 0:

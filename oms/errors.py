@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
@@ -61,6 +61,23 @@ class RefundRequired(DomainError):
     code = "refund_required"
     status_code = status.HTTP_409_CONFLICT
     default_message = _("订单已收款，取消时必须同时原路退款")
+
+
+class PermissionDenied(DomainError, DjangoPermissionDenied):
+    """The acting staff user lacks the permission a verb needs (roles: oms/roles.py).
+
+    Also a Django PermissionDenied, so a view that does not catch it answers 403, never 500.
+    """
+
+    code = "permission_denied"
+    status_code = status.HTTP_403_FORBIDDEN
+    default_message = _("您没有执行此操作的权限")
+
+
+def require_permission(user, permission: str) -> None:
+    """Raise PermissionDenied unless `user` (a staff user) holds `permission` ("app.codename")."""
+    if user is None or not user.has_perm(permission):
+        raise PermissionDenied(details={"permission": permission})
 
 
 class InsufficientStock(DomainError):
@@ -136,7 +153,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(payload, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
+    elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     response = exception_handler(exc, context)
     if response is None:

@@ -242,7 +242,15 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
             ),
             models.Index(fields=["customer_mobile", "cancel_reason", "cancelled_at"], name="order_customer_closes_idx"),
         ]
-        permissions = [("review_order", _("可审核需复核的订单"))]
+        permissions = [
+            ("review_order", _("可审核订单（含需复核的订单）")),
+            ("cancel_order", _("可取消订单（已付款的将原路退款）")),
+            ("confirm_cod", _("可核实货到付款订单")),
+            ("ship_order", _("可发货")),
+            ("complete_order", _("可代顾客确认收货")),
+            ("change_address", _("可修改收货地址")),
+            ("view_customer_pii", _("可查看顾客完整手机号和地址")),
+        ]
 
     def __str__(self) -> str:
         return self.order_no
@@ -389,6 +397,7 @@ class CustomerRiskFlag(models.Model):
         verbose_name = _("顾客风险标记")
         verbose_name_plural = _("顾客风险标记（信用）")
         ordering = ["-flagged_at"]
+        permissions = [("clear_riskflag", _("可解除顾客风险标记"))]
 
     def __str__(self) -> str:
         return self.mobile
@@ -450,3 +459,24 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.type}"
+
+
+class PiiAccess(models.Model):
+    """Who revealed a customer's full mobile number and address, on which order, and when.
+
+    Written by orders.services.order_reveal_pii only; 主管 read it in the admin.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="pii_accesses", verbose_name=_("订单"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("查看人")
+    )
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("个人信息查看记录")
+        verbose_name_plural = _("个人信息查看记录")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.order_id}"

@@ -12,7 +12,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oms.errors import ValidationFailed
+from oms.errors import ValidationFailed, require_permission
 
 from .models import CancelReason, CustomerRiskFlag, Order
 
@@ -93,6 +93,7 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
 
 def customer_risk_clear(*, flag: CustomerRiskFlag, user, reason: str) -> CustomerRiskFlag:
     """Staff lift a flag, with a reason; the customer may use cash on delivery again."""
+    require_permission(user, "orders.clear_riskflag")
     if not reason.strip():
         raise ValidationFailed(fields={"reason": [_("请填写解除原因")]})
     with transaction.atomic():

@@ -374,7 +374,10 @@ def order_money_record(*, order: Order, received: Decimal = ZERO, refunded: Deci
 
 
 def order_approve(*, order: Order, actor: Actor) -> Order:
-    """审核通过. Orders with review flags need a staff user holding orders.review_order."""
+    """审核通过. Staff need orders.review_order; an order with review flags can only be approved
+    by such a staff user (a system job gets review_required).
+    """
+    actor.require("orders.review_order")
     with transaction.atomic():
         order = _lock(order)
         _require(order, "approve")
@@ -396,6 +399,7 @@ def order_approve(*, order: Order, actor: Actor) -> Order:
 
 def order_confirm_cod(*, order: Order, actor: Actor) -> Order:
     """货到付款核实: customer service verified a cash-on-delivery order by phone."""
+    actor.require("orders.confirm_cod")
     with transaction.atomic():
         order = _lock(order)
         _require(order, "confirm_cod")
@@ -404,6 +408,7 @@ def order_confirm_cod(*, order: Order, actor: Actor) -> Order:
 
 def order_ship(*, order: Order, actor: Actor, carrier: str, tracking_no: str) -> Order:
     """Minimal shipping: one package for the whole order. Fulfillment deepens this later."""
+    actor.require("orders.ship_order")
     if not carrier.strip() or not tracking_no.strip():
         raise ValidationFailed(fields={"tracking_no": [_("请填写承运商和运单号")]})
     with transaction.atomic():
@@ -422,7 +427,8 @@ def order_ship(*, order: Order, actor: Actor, carrier: str, tracking_no: str) ->
 
 
 def order_complete(*, order: Order, actor: Actor) -> Order:
-    """确认收货, by the customer or by the receipt-confirmation job."""
+    """确认收货, by the customer or by the receipt-confirmation job (or staff, for the customer)."""
+    actor.require("orders.complete_order")
     with transaction.atomic():
         order = _lock(order)
         _require(order, "complete")
@@ -438,6 +444,7 @@ def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "", ref
     and says so with `refund_follows=True`. Called alone on such an order this refuses
     (RefundRequired) rather than keep the customer's money without a refund.
     """
+    actor.require("orders.cancel_order")
     if reason not in CancelReason.values:
         raise ValidationFailed(fields={"reason": [_("无效的取消原因")]})
     with transaction.atomic():
@@ -493,6 +500,7 @@ def order_change_address(*, order: Order, actor: Actor, address: dict[str, str])
     `address` uses the API names (receiver, phone, province, city, district, detail, postcode);
     fields not given keep their values. The old and new values go on the timeline.
     """
+    actor.require("orders.change_address")
     with transaction.atomic():
         order = _lock(order)
         if not order.is_before_shipment:

@@ -163,7 +163,10 @@ class Refund(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         verbose_name = _("退款")
         verbose_name_plural = _("退款")
         ordering = ["-created_at"]
-        permissions = [("approve_refund", _("可审批退款"))]
+        permissions = [
+            ("approve_refund", _("可审批退款")),
+            ("record_offline_payment", _("可登记对公转账和货到付款收款")),
+        ]
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
 
     def __str__(self) -> str:

@@ -32,7 +32,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oms.errors import InvalidTransition, ValidationFailed
+from oms.errors import InvalidTransition, ValidationFailed, require_permission
 from orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from orders.services import Actor, order_event_record
 
@@ -483,6 +483,7 @@ def manual_reminder_record(
     promised_pay_at: datetime | None = None,
 ) -> ManualReminder:
     """人工催付: customer service record a call or chat; it goes on the order's timeline."""
+    actor.require("reminders.add_manualreminder")
     errors: dict[str, list[str]] = {}
     if channel not in ManualReminder.Channel.values:
         errors["channel"] = [_("无效的催付方式")]
@@ -516,6 +517,8 @@ def manual_reminder_record(
 
 def customer_opt_out(*, mobile: str, reason: str = "", user=None) -> CustomerContactPreference:
     """The customer asked for no more 催付 (e.g. replied 退订). Confirmations and closed notices still go out."""
+    if user is not None:
+        require_permission(user, "reminders.change_customercontactpreference")
     preference, _created = CustomerContactPreference.objects.update_or_create(
         mobile=mobile, defaults={"opted_out": True, "reason": reason[:200], "updated_by": user}
     )
@@ -524,6 +527,8 @@ def customer_opt_out(*, mobile: str, reason: str = "", user=None) -> CustomerCon
 
 def customer_opt_in(*, mobile: str, reason: str = "", user=None) -> CustomerContactPreference:
     """The customer wants 催付 messages again (customer service records why)."""
+    if user is not None:
+        require_permission(user, "reminders.change_customercontactpreference")
     preference, _created = CustomerContactPreference.objects.update_or_create(
         mobile=mobile, defaults={"opted_out": False, "reason": reason[:200], "updated_by": user}
     )

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "fulfillment",
     "aftersales",
     "reminders",
+    "oms",  # after the apps: its migration gives their permissions to the staff roles
 ]
 
 MIDDLEWARE = [

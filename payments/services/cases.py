@@ -8,6 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from oms.errors import require_permission
 from orders.models import Order, OrderEvent
 from orders.services import Actor, order_event_record
 
@@ -70,6 +71,7 @@ def case_open(
 
 def cases_assign(*, cases, user) -> int:
     """Finance takes open cases: they move to in progress with `user` as the assignee."""
+    require_permission(user, "payments.change_reconciliationcase")
     return cases.filter(status=ReconciliationCase.Status.OPEN).update(
         assignee=user, status=ReconciliationCase.Status.IN_PROGRESS
     )

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oms.errors import InvalidTransition
+from oms.errors import InvalidTransition, require_permission
 from orders.models import Order, OrderStatus
 from orders.services import Actor, order_pay
 
@@ -36,7 +36,11 @@ ORDER_NO_IN_TEXT = re.compile(r"(?<![0-9])([0-9]{18})(?![0-9])")
 def bank_transfer_record(
     *, payer: str, amount: Decimal, remark: str, received_at: datetime, bank_reference: str, user=None
 ) -> BankTransfer:
-    """对公转账: match by the order number in the remark and the exact amount; else a case."""
+    """对公转账: match by the order number in the remark and the exact amount; else a case.
+    Finance records it (payments.record_offline_payment); a bank import passes no user.
+    """
+    if user is not None:
+        require_permission(user, "payments.record_offline_payment")
     with transaction.atomic():
         if BankTransfer.objects.filter(bank_reference=bank_reference).exists():
             return BankTransfer.objects.get(bank_reference=bank_reference)
@@ -90,6 +94,7 @@ def bank_transfer_record(
 
 def cod_collect(*, order: Order, amount: Decimal, actor: Actor, at: datetime | None = None) -> Payment:
     """货到付款: the carrier collected the money on delivery. Counted as a payment."""
+    actor.require("payments.record_offline_payment")
     at = at or timezone.now()
     with transaction.atomic():
         order = lock_order(order.pk)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oms.errors import InvalidTransition, ValidationFailed
+from oms.errors import InvalidTransition, ValidationFailed, require_permission
 from oms.jobs import enqueue_on_commit
 from orders.models import ZERO, Order, OrderEvent
 from orders.services import Actor, order_event_record, order_money_record
@@ -137,8 +136,7 @@ def refund_request_full(*, order: Order, reason: str, actor: Actor, suffix: str 
 
 def refund_approve(*, refund: Refund, user) -> Refund:
     """Finance approves; needs payments.approve_refund. Execution is queued after commit."""
-    if not user.has_perm("payments.approve_refund"):
-        raise PermissionDenied("payments.approve_refund")
+    require_permission(user, "payments.approve_refund")
     with transaction.atomic():
         order = lock_order(refund.order_id)
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
@@ -160,8 +158,7 @@ def refund_retry(*, refund: Refund, user) -> Refund:
     """Send a failed refund to the gateway again, with the same out_refund_no (so the gateway
     cannot pay it twice). Needs payments.approve_refund, like approving it did.
     """
-    if not user.has_perm("payments.approve_refund"):
-        raise PermissionDenied("payments.approve_refund")
+    require_permission(user, "payments.approve_refund")
     with transaction.atomic():
         order = lock_order(refund.order_id)
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
@@ -237,6 +234,7 @@ def refund_mark_paid_by_hand(*, refund: Refund, user) -> Refund:
     """Finance paid a refund back outside any gateway (bank transfer, cash on delivery, or money
     recorded by hand with no payment row) and says so. Gateway refunds finish only by the gateway.
     """
+    require_permission(user, "payments.approve_refund")
     if refund.payment_id is not None and refund.payment.channel in GATEWAY_CHANNELS:
         raise InvalidTransition(_("渠道退款只能由支付渠道确认"), details={"out_refund_no": refund.out_refund_no})
     if refund.status != Refund.Status.PROCESSING:

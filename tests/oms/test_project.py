@@ -66,11 +66,14 @@ def test_seed_demo_is_idempotent(db, tmp_path, monkeypatch):
     (tmp_path / "demo.json").write_text(json.dumps({**credentials, "admin_password": "stale"}))
     call_command("seed_demo", stdout=StringIO())
     fresh = json.loads((tmp_path / "demo.json").read_text())["admin_password"]
+    fresh_staff = json.loads((tmp_path / "demo.json").read_text())["staff"]
     assert fresh != "stale" and authenticate(username="admin", password=fresh) is not None
     from django.contrib.auth.models import Group
 
-    assert set(Group.objects.values_list("name", flat=True)) >= {"客服", "仓储", "财务", "运营"}
-    assert Group.objects.get(name="财务").permissions.filter(codename="review_order").exists()
+    assert set(Group.objects.values_list("name", flat=True)) >= {"客服", "仓储", "财务", "运营", "主管"}
+    for username, role in seed_demo.DEMO_STAFF.items():  # one working personal login per role
+        user = authenticate(username=username, password=fresh_staff[username])
+        assert user is not None and list(user.groups.values_list("name", flat=True)) == [role]
 
 
 @pytest.mark.parametrize("settings_module", ["oms.settings.prod"])

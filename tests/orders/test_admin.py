@@ -14,7 +14,9 @@ from orders.models import Order, OrderEvent
 def staff_client(client, db):
     user = User.objects.create_user("kefu", password="pw-12345678", is_staff=True)
     user.user_permissions.set(
-        Permission.objects.filter(codename__in=["view_order", "change_order", "view_orderline", "view_orderevent"])
+        Permission.objects.filter(
+            codename__in=["view_order", "change_order", "view_orderline", "view_orderevent", "cancel_order"]
+        )
     )
     client.force_login(user)
     return client

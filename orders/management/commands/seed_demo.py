@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -42,55 +42,8 @@ SKUS = [
     ("LAPTOP-PRO-14", "轻薄笔记本电脑", "14英寸 32G/1T", "12999.00", 20),
 ]
 
-GROUPS = {
-    "客服": [
-        "orders.view_order",
-        "orders.change_order",
-        "orders.view_orderline",
-        "orders.view_orderevent",
-        "orders.view_coupon",
-        "inventory.view_sku",
-        "inventory.view_stocklevel",
-        "payments.view_refund",
-    ],
-    "仓储": [
-        "orders.view_order",
-        "orders.change_order",
-        "orders.view_orderline",
-        "orders.view_orderevent",
-        "inventory.view_sku",
-        "inventory.view_warehouse",
-        "inventory.view_stocklevel",
-        "inventory.change_stocklevel",
-        "inventory.add_stocklevel",
-        "inventory.view_reservation",
-    ],
-    "财务": [
-        "orders.view_order",
-        "orders.change_order",
-        "orders.review_order",
-        "orders.view_orderline",
-        "orders.view_orderevent",
-        "payments.view_refund",
-        "payments.change_refund",
-        "payments.approve_refund",
-    ],
-    "运营": [
-        "orders.view_order",
-        "orders.view_orderline",
-        "orders.view_orderevent",
-        "orders.view_storefront",
-        "orders.view_coupon",
-        "orders.add_coupon",
-        "orders.change_coupon",
-        "inventory.view_sku",
-        "inventory.add_sku",
-        "inventory.change_sku",
-        "inventory.view_stocklevel",
-        "django_celery_beat.view_periodictask",
-        "django_celery_beat.change_periodictask",
-    ],
-}
+# One demo user per role (groups come from the migration oms/0001_staff_roles).
+DEMO_STAFF = {"kefu": "客服", "cangchu": "仓储", "caiwu": "财务", "yunying": "运营", "zhuguan": "主管"}
 
 CUSTOMERS = [
     ("张小姐", "13800138000", "浙江省", "杭州市", "西湖区", "文三路100号"),
@@ -124,13 +77,13 @@ DEMO_ORDERS = [
 
 
 class Command(BaseCommand):
-    help = "Create demo SKUs, stock, a storefront and key, a superuser, staff groups and orders (idempotent)."
+    help = "Create demo SKUs, stock, a storefront and key, a superuser, one demo user per staff role and orders (idempotent)."
 
     def handle(self, *args, **options):
         credentials = self._load_credentials()
         with transaction.atomic():
             self._catalogue()
-            self._groups()
+            self._staff(credentials)
             storefront = self._storefront(credentials)
             self._superuser(credentials)
         self._orders(storefront)
@@ -138,6 +91,8 @@ class Command(BaseCommand):
         counts = {s.label: Order.objects.filter(status=s.value).count() for s in OrderStatus}
         self.stdout.write("Demo orders: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         self.stdout.write(f"Admin login:  {credentials['admin_user']} / {credentials['admin_password']}")
+        for username, role in DEMO_STAFF.items():
+            self.stdout.write(f"  {role} login:  {username} / {credentials['staff'][username]}")
         self.stdout.write(f"Storefront API key (storefront 'demo'): {credentials['api_key']}")
         self.stdout.write(f"(saved in {CREDENTIALS_FILE})")
 
@@ -184,14 +139,18 @@ class Command(BaseCommand):
             },
         )
 
-    def _groups(self) -> None:
-        for name, codenames in GROUPS.items():
-            group, _ = Group.objects.get_or_create(name=name)
-            perms = []
-            for dotted in codenames:
-                app_label, codename = dotted.split(".")
-                perms.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
-            group.permissions.set(perms)
+    def _staff(self, credentials: dict[str, str]) -> None:
+        """One personal account per role, so a newcomer can see what each role may do."""
+        User = get_user_model()
+        saved = credentials.setdefault("staff", {})
+        for username, role in DEMO_STAFF.items():
+            user = User.objects.filter(username=username).first()
+            if user is None or not saved.get(username) or not user.check_password(saved[username]):
+                saved[username] = secrets.token_urlsafe(9)
+                user = user or User(username=username, is_staff=True)
+                user.set_password(saved[username])
+                user.save()
+            user.groups.set([Group.objects.get(name=role)])
 
     def _storefront(self, credentials: dict[str, str]) -> Storefront:
         storefront, _ = Storefront.objects.get_or_create(code="demo", defaults={"name": "演示商城"})
