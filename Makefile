@@ -17,6 +17,9 @@ $(VENV)/.installed-%: requirements.txt requirements-dev.txt
 	@touch $@
 
 ## make run: install, migrate, load demo data, start web + worker + beat (honcho)
+# Development settings for every step and process: the sandbox gateway is on, DEBUG too. The
+# servers' own default (oms.wsgi, oms.asgi, oms.celery) is oms.settings.prod.
+run: export DJANGO_SETTINGS_MODULE := oms.settings.dev
 run: $(VENV)/.installed-dev
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py seed_demo

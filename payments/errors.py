@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from oms.errors import DomainError
+
+from .models import Channel
 
 
 class PaymentDeadlinePassed(DomainError):
@@ -21,3 +25,19 @@ class RefundNotAllowed(DomainError):
     code = "refund_not_allowed"
     status_code = 409
     default_message = "退款金额超过可退金额"
+
+
+class GatewayNotConfigured(DomainError):
+    """A channel with no merchant credentials while the sandbox gateway is off: nowhere to pay."""
+
+    code = "gateway_not_configured"
+    status_code = 409
+    default_message = "该支付渠道尚未开通，暂时无法在线支付"
+
+    def __init__(self, *, channel: str) -> None:
+        label = Channel(channel).label if channel in Channel.values else channel
+        super().__init__(
+            _("支付渠道「%(channel)s」尚未配置商户参数，暂时无法在线支付") % {"channel": label},
+            details={"channel": channel},
+        )
+        self.channel = channel

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from orders.models import Order
 
+from .errors import GatewayNotConfigured
 from .gateways.base import GatewayError
 from .models import Refund
 from .services import payment_sync, payments_stale, refund_execute, refund_mark_failed, refunds_stuck
@@ -21,6 +22,10 @@ def execute_refund(self, refund_id: int) -> str:
     """Send a refund; on a network error retry with backoff, reusing the same out_refund_no."""
     try:
         return refund_execute(refund_id=refund_id).status
+    except GatewayNotConfigured as err:
+        # No gateway to send it to (the sandbox was switched off): finance gets a 退款失败 case.
+        refund_mark_failed(refund=Refund.objects.get(pk=refund_id), error=err.message)
+        return "failed"
     except GatewayError as err:
         if self.request.retries >= REFUND_RETRIES or not err.retryable:
             refund_mark_failed(refund=Refund.objects.get(pk=refund_id), error=str(err))

@@ -205,9 +205,13 @@ OMS_RISK_TIMEOUT_CLOSES = env.int("OMS_RISK_TIMEOUT_CLOSES", default=3)
 OMS_RISK_WINDOW_DAYS = env.int("OMS_RISK_WINDOW_DAYS", default=30)
 
 # --- Payment gateways -----------------------------------------------------------
-# With no ALIPAY_APP_ID / WECHATPAY_MCHID, the alipay and wechatpay channels point at
-# the built-in sandbox gateway (its keys live in SANDBOX_KEY_DIR). The adapters and the
-# verification code are the same either way; only base URLs and keys differ.
+# A channel with real credentials (ALIPAY_APP_ID / WECHATPAY_MCHID) talks to its gateway. One
+# without them talks to the built-in sandbox gateway (its keys live in SANDBOX_KEY_DIR) only
+# while OMS_SANDBOX_ENABLED is on; otherwise starting a payment on it answers 409
+# gateway_not_configured. The sandbox's cashier page marks an order paid without money, so it is
+# off unless the settings module turns it on: dev and test do, prod only on request (staging).
+# The adapters and the verification code are the same either way; only base URLs and keys differ.
+OMS_SANDBOX_ENABLED = env.bool("OMS_SANDBOX_ENABLED", default=False)
 ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
 ALIPAY_SELLER_ID = env.str("ALIPAY_SELLER_ID", default="")
 ALIPAY_PUBLIC_KEY_PATH = env.str("ALIPAY_PUBLIC_KEY_PATH", default="")

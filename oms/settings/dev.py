@@ -6,3 +6,5 @@ from .base import env
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# A newcomer on a laptop clicks "pay" and the built-in sandbox gateway answers.
+OMS_SANDBOX_ENABLED = env.bool("OMS_SANDBOX_ENABLED", default=True)

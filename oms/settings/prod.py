@@ -1,4 +1,8 @@
-"""Production: SECRET_KEY is required, HTTPS everywhere; passes `check --deploy`."""
+"""Production: SECRET_KEY is required, HTTPS everywhere; passes `check --deploy`.
+
+`check --deploy` also fails (oms.E001) while a payment channel has no merchant credentials and
+the sandbox gateway is off: payments on it could not start.
+"""
 
 from .base import *  # noqa: F403
 from .base import env
@@ -18,3 +22,5 @@ X_FRAME_OPTIONS = "DENY"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+# The sandbox gateway's cashier marks orders paid without money: only a staging site turns it on.
+OMS_SANDBOX_ENABLED = env.bool("OMS_SANDBOX_ENABLED", default=False)

@@ -1,8 +1,10 @@
 """Gateway adapters and the one place that decides which gateway a channel talks to.
 
 Settings are read at call time, never at import, so `override_settings` in tests and a changed
-environment both take effect. With no ALIPAY_APP_ID / WECHATPAY_MCHID a channel talks to the
-built-in sandbox; the adapter and its verification are the same code either way.
+environment both take effect. A channel with real credentials (ALIPAY_APP_ID / WECHATPAY_MCHID)
+talks to its gateway. One without them talks to the built-in sandbox while OMS_SANDBOX_ENABLED is
+on, and to nothing otherwise: get_gateway() raises GatewayNotConfigured (409), so no payment
+starts and no notify verifies. The adapter and its verification are the same code either way.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ..errors import GatewayNotConfigured
 from .alipay import AlipayConfig, AlipayGateway
 from .base import (
     CloseResult,
@@ -39,20 +42,40 @@ __all__ = [
     "WechatPayConfig",
     "WechatPayGateway",
     "get_gateway",
+    "has_credentials",
+    "is_configured",
     "is_sandbox",
     "notify_url",
+    "sandbox_enabled",
 ]
 
 CHANNELS = ("alipay", "wechatpay")
 
 
+# The setting whose presence means "a real merchant is configured" for each channel.
+CREDENTIAL_SETTINGS = {"alipay": "ALIPAY_APP_ID", "wechatpay": "WECHATPAY_MCHID"}
+
+
+def has_credentials(channel: str) -> bool:
+    """True when a real merchant is configured for `channel` (ALIPAY_APP_ID / WECHATPAY_MCHID set)."""
+    if channel not in CREDENTIAL_SETTINGS:
+        raise ValueError(f"unknown payment gateway channel {channel!r}")
+    return bool(getattr(settings, CREDENTIAL_SETTINGS[channel]))
+
+
+def sandbox_enabled() -> bool:
+    """The built-in sandbox gateway is switched on (OMS_SANDBOX_ENABLED): its URLs and jobs run."""
+    return bool(settings.OMS_SANDBOX_ENABLED)
+
+
 def is_sandbox(channel: str) -> bool:
-    """True when `channel` is served by the built-in sandbox (no real merchant configured)."""
-    if channel == "alipay":
-        return not settings.ALIPAY_APP_ID
-    if channel == "wechatpay":
-        return not settings.WECHATPAY_MCHID
-    raise ValueError(f"unknown payment gateway channel {channel!r}")
+    """True when `channel` is served by the built-in sandbox: it is enabled and no real merchant is set."""
+    return not has_credentials(channel) and sandbox_enabled()
+
+
+def is_configured(channel: str) -> bool:
+    """True when `channel` has somewhere to send payments: its real gateway or the sandbox."""
+    return has_credentials(channel) or sandbox_enabled()
 
 
 def notify_url(channel: str) -> str:
@@ -83,10 +106,15 @@ def _require(*setting_names: str) -> None:
 
 
 def get_gateway(channel: str) -> Gateway:
-    """The adapter for `channel` ("alipay" or "wechatpay"), configured from settings right now."""
+    """The adapter for `channel` ("alipay" or "wechatpay"), configured from settings right now.
+
+    Raises GatewayNotConfigured when the channel has no credentials and the sandbox is off.
+    """
     # Imported here: payments.sandbox.keys imports the adapters from this package.
     from payments.sandbox import keys as sandbox_keys
 
+    if channel in CHANNELS and not is_configured(channel):
+        raise GatewayNotConfigured(channel=channel)
     if channel == "alipay":
         url = notify_url("alipay")
         if is_sandbox("alipay"):

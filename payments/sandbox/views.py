@@ -2,15 +2,23 @@
 
 Gateway endpoints are CSRF-exempt (our server calls them and signs every request); the cashier
 page is an ordinary form with a CSRF token, which the demo user clicks in a browser.
+
+Every view is wrapped in `sandbox_only`: with OMS_SANDBOX_ENABLED off (production's default)
+the whole sandbox answers 404, decided per request so a changed setting takes effect at once.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from django import forms
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from payments.gateways import sandbox_enabled
 
 from . import alipay_api, wechatpay_api
 from .keys import ALIPAY_SELLER_ID, WECHATPAY_MCHID
@@ -19,31 +27,56 @@ from .services import SandboxError, SandboxFaults, sandbox_pay, sandbox_trade_lo
 
 MAX_DELAY_SECONDS = 24 * 3600
 
+View = Callable[..., HttpResponse]
 
+
+def sandbox_only(view: View) -> View:
+    """404 unless the sandbox is enabled: its cashier marks orders paid, and it needs no login.
+
+    The CSRF check of a view that has one moves inside, after the switch, so a disabled sandbox
+    answers 404 to every request, a token-less POST included, rather than 403.
+    """
+    inner = view if getattr(view, "csrf_exempt", False) else csrf_protect(view)
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not sandbox_enabled():
+            raise Http404("the sandbox gateway is off")
+        return inner(request, *args, **kwargs)
+
+    guarded.csrf_exempt = True  # type: ignore[attr-defined]  # checked by `inner` instead
+    return guarded
+
+
+@sandbox_only
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def alipay_gateway(request: HttpRequest) -> HttpResponse:
     return alipay_api.handle_gateway(request)
 
 
+@sandbox_only
 @csrf_exempt
 @require_POST
 def wechatpay_native(request: HttpRequest) -> HttpResponse:
     return wechatpay_api.native(request)
 
 
+@sandbox_only
 @csrf_exempt
 @require_GET
 def wechatpay_trade(request: HttpRequest, out_trade_no: str) -> HttpResponse:
     return wechatpay_api.trade(request, out_trade_no)
 
 
+@sandbox_only
 @csrf_exempt
 @require_POST
 def wechatpay_close(request: HttpRequest, out_trade_no: str) -> HttpResponse:
     return wechatpay_api.close(request, out_trade_no)
 
 
+@sandbox_only
 @csrf_exempt
 @require_POST
 def wechatpay_refunds(request: HttpRequest) -> HttpResponse:
@@ -79,6 +112,7 @@ def _cashier_context(trade: SandboxTrade, **extra: object) -> dict[str, object]:
     }
 
 
+@sandbox_only
 @require_http_methods(["GET", "POST"])
 def cashier(request: HttpRequest, out_trade_no: str) -> HttpResponse:
     """收银台: shows the trade; 支付 pays it (and queues the notify), 取消 leaves it unpaid."""

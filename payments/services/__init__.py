@@ -13,7 +13,7 @@ outside transactions; their results are applied in a fresh one, under lock, so a
 concurrent notify cannot count money twice. Read queries live in payments.selectors.
 """
 
-from ..errors import GatewayUnavailable, PaymentDeadlinePassed, RefundNotAllowed
+from ..errors import GatewayNotConfigured, GatewayUnavailable, PaymentDeadlinePassed, RefundNotAllowed
 from ..selectors import payments_stale, refundable_amount, refunds_stuck
 from .cases import case_open, case_review_save, cases_assign
 from .checkout import payment_start
@@ -34,6 +34,7 @@ from .sync import SyncReport, payment_sync
 __all__ = [
     "MAX_NOTIFY_BYTES",
     "ORDER_NO_IN_TEXT",
+    "GatewayNotConfigured",
     "GatewayUnavailable",
     "NotifyResult",
     "PaymentDeadlinePassed",

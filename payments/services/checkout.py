@@ -13,8 +13,8 @@ from oms.errors import InvalidTransition, ValidationFailed
 from orders.models import Order, OrderEvent, OrderStatus
 from orders.services import Actor, order_event_record
 
-from ..errors import GatewayUnavailable, PaymentDeadlinePassed
-from ..gateways import get_gateway
+from ..errors import GatewayNotConfigured, GatewayUnavailable, PaymentDeadlinePassed
+from ..gateways import get_gateway, is_configured
 from ..gateways.base import GatewayError, PayRequest
 from ..models import (
     GATEWAY_CHANNELS,
@@ -34,7 +34,8 @@ def payment_start(
     """Open (or reuse) an attempt for `channel` and ask the gateway how the customer pays.
 
     Reuses the open attempt of the same channel, so a customer who clicks twice pays
-    one trade. The gateway trade expires at the order's payment deadline.
+    one trade. The gateway trade expires at the order's payment deadline. A channel with
+    nowhere to pay (no credentials, sandbox off) raises GatewayNotConfigured and writes nothing.
     """
     now = now or timezone.now()
     if channel not in GATEWAY_CHANNELS:
@@ -50,6 +51,8 @@ def payment_start(
             raise PaymentDeadlinePassed(details={"payment_deadline": order.payment_deadline.isoformat()})
         if channel not in order.storefront.allowed_payment_methods:
             raise ValidationFailed(fields={"channel": [_("本店铺不支持该支付方式")]})
+        if not is_configured(channel):
+            raise GatewayNotConfigured(channel=channel)
         payment = (
             order.payments.filter(channel=channel, status=Payment.Status.CREATED, amount=order.payable_total)
             .order_by("-created_at")

@@ -21,6 +21,7 @@ from oms.errors import DomainError
 from orders.models import ZERO, CancelReason, Order, OrderStatus
 from orders.services import Actor, order_pay, order_revive
 
+from ..errors import GatewayNotConfigured
 from ..gateways import get_gateway
 from ..gateways.base import NotifyMessage, VerificationError
 from ..models import (
@@ -56,7 +57,8 @@ def payment_receive_notification(
     """Verify, store in the inbox, and apply a gateway notify exactly once.
 
     The inbox row is committed before it is applied, so a crash while applying leaves
-    a pending row that the gateway's next retry picks up again.
+    a pending row that the gateway's next retry picks up again. A notify for a channel that
+    is not configured (no credentials, sandbox off) is rejected unread.
     """
     now = now or timezone.now()
     raw = body.decode("utf-8", errors="replace")
@@ -71,13 +73,16 @@ def payment_receive_notification(
         return NotifyResult(row, accepted=False)
     try:
         message = get_gateway(channel).parse_notify(body=body, headers=headers, now=now)
-    except VerificationError as err:
+    except (VerificationError, GatewayNotConfigured) as err:
+        # A channel with no credentials and the sandbox off has no key to verify against, so
+        # nothing it is sent can be genuine: refused like a bad signature, never applied.
+        reason = err.reason if isinstance(err, VerificationError) else "channel not configured"
         row = PaymentNotification.objects.create(
             channel=channel,
             raw_body=raw,
             headers=headers,
             outcome=Outcome.REJECTED,
-            verify_error=err.reason[:200],
+            verify_error=reason[:200],
             processed_at=timezone.now(),
         )
         return NotifyResult(row, accepted=False)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -78,12 +83,35 @@ def test_seed_demo_is_idempotent(db, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("settings_module", ["oms.settings.prod"])
 def test_production_settings_require_a_secret_key(settings_module):
-    import subprocess
-    import sys
-
     env = {"DJANGO_SETTINGS_MODULE": settings_module, "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+SHOW_SETTINGS = (
+    "import os; from django.conf import settings; "
+    "print(os.environ['DJANGO_SETTINGS_MODULE'], settings.OMS_SANDBOX_ENABLED)"
+)
+
+
+def settings_seen_by(*command: str) -> str:
+    """Run `command` in the repository with no DJANGO_SETTINGS_MODULE; its last line of output."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "OMS_SANDBOX_ENABLED")}
+    env["SECRET_KEY"] = secrets.token_urlsafe(64)
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("module", ["oms.wsgi", "oms.asgi", "oms.celery"])
+def test_servers_default_to_production_settings(module):
+    """gunicorn, an ASGI server or celery started without DJANGO_SETTINGS_MODULE get prod, sandbox off."""
+    assert settings_seen_by(sys.executable, "-c", f"import {module}\n{SHOW_SETTINGS}") == "oms.settings.prod False"
+
+
+def test_manage_py_keeps_the_dev_settings_with_the_sandbox_on():
+    assert settings_seen_by(sys.executable, "manage.py", "shell", "-c", SHOW_SETTINGS) == "oms.settings.dev True"

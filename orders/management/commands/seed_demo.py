@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,7 +25,7 @@ from orders.models import (
     Storefront,
     StorefrontAPIKey,
 )
-from payments.gateways import notify_url
+from payments.gateways import is_sandbox, notify_url
 from payments.sandbox.models import SandboxNotify
 from payments.sandbox.services import delivery_headers, sandbox_pay, sandbox_trade_open
 from payments.services import payment_receive_notification, payment_start
@@ -80,6 +80,13 @@ class Command(BaseCommand):
     help = "Create demo SKUs, stock, a storefront and key, a superuser, one demo user per staff role and orders (idempotent)."
 
     def handle(self, *args, **options):
+        if not is_sandbox("alipay"):
+            # The paid demo orders are paid at the sandbox cashier, and only a notify our Alipay
+            # verifier trusts applies: that is the sandbox's only while it serves the channel.
+            raise CommandError(
+                "seed_demo pays its demo orders through the sandbox gateway, which does not serve "
+                "alipay here: set OMS_SANDBOX_ENABLED=true and leave ALIPAY_APP_ID empty."
+            )
         credentials = self._load_credentials()
         with transaction.atomic():
             self._catalogue()
