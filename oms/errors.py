@@ -77,7 +77,16 @@ class PermissionDenied(DomainError, DjangoPermissionDenied):
 def require_permission(user, permission: str) -> None:
     """Raise PermissionDenied unless `user` (a staff user) holds `permission` ("app.codename")."""
     if user is None or not user.has_perm(permission):
-        raise PermissionDenied(details={"permission": permission})
+        from django.contrib.auth.models import Permission  # the auth app, loaded after settings
+
+        app_label, codename = permission.split(".")
+        name = Permission.objects.filter(content_type__app_label=app_label, codename=codename).values_list(
+            "name", flat=True
+        )
+        label = next(iter(name), permission)
+        raise PermissionDenied(
+            _("您没有执行此操作的权限：%(name)s") % {"name": label}, details={"permission": permission}
+        )
 
 
 class InsufficientStock(DomainError):

@@ -8,6 +8,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
+from django.http import Http404, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django_fsm.admin import FSMAdminMixin
@@ -21,7 +24,17 @@ from reminders.admin import reminder_links_for
 from workflows.cancellation import order_cancel
 
 from . import services
-from .models import Coupon, CustomerRiskFlag, Order, OrderEvent, OrderLine, Storefront, StorefrontAPIKey
+from .models import (
+    Coupon,
+    CustomerRiskFlag,
+    Order,
+    OrderEvent,
+    OrderLine,
+    PiiAccess,
+    Storefront,
+    StorefrontAPIKey,
+)
+from .pii import mask_address, mask_mobile
 from .risk import customer_risk_clear
 
 # The library's own key model is not used: every key here belongs to a storefront.
@@ -74,6 +87,29 @@ class RefundInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+# The order page shows these instead of the raw fields until the PII is revealed.
+MASKED_FIELDS = {
+    "customer_mobile": "customer_mobile_masked",
+    "receiver_phone": "receiver_phone_masked",
+    "address_detail": "address_detail_masked",
+}
+PII_REVEAL_SECONDS = 600
+
+
+def pii_revealed(request, order: Order) -> bool:
+    """This user revealed this order's personal data in this session in the last ten minutes."""
+    at = request.session.get("pii_revealed", {}).get(str(order.pk))
+    return at is not None and timezone.now().timestamp() - at < PII_REVEAL_SECONDS
+
+
+def pii_remember_reveal(request, order: Order) -> None:
+    revealed = request.session.get("pii_revealed", {})
+    now = timezone.now().timestamp()
+    revealed = {pk: at for pk, at in revealed.items() if now - at < PII_REVEAL_SECONDS}
+    revealed[str(order.pk)] = now
+    request.session["pii_revealed"] = revealed
+
+
 SERVICE_FOR_TRANSITION = {
     "approve": lambda order, actor, **kw: services.order_approve(order=order, actor=actor),
     "confirm_cod": lambda order, actor, **kw: services.order_confirm_cod(order=order, actor=actor),
@@ -91,7 +127,7 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
         "status_badge",
         "storefront",
         "customer_name",
-        "customer_mobile",
+        "customer_mobile_masked",
         "payable_total",
         "payment_method",
         "review_flag_list",
@@ -203,9 +239,64 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
     def has_review_permission(self, request) -> bool:
         return request.user.has_perm("orders.review_order")
 
+    change_form_template = "admin/orders/order/change_form.html"
+
     def get_readonly_fields(self, request, obj=None):
         # Every field is read-only here: changes go through the transition buttons (services).
-        return [f.name for f in Order._meta.fields] + ["reminder_links"]
+        return [f.name for f in Order._meta.fields] + ["reminder_links", *MASKED_FIELDS.values()]
+
+    # --- customers' personal data: masked until revealed (logged) by someone allowed to --------
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and pii_revealed(request, obj):
+            return fieldsets
+        return [
+            (title, {**options, "fields": [MASKED_FIELDS.get(name, name) for name in options["fields"]]})
+            for title, options in fieldsets
+        ]
+
+    @admin.display(description=_("手机号"))
+    def customer_mobile_masked(self, order: Order) -> str:
+        return mask_mobile(order.customer_mobile)
+
+    @admin.display(description=_("收货人电话"))
+    def receiver_phone_masked(self, order: Order) -> str:
+        return mask_mobile(order.receiver_phone)
+
+    @admin.display(description=_("详细地址"))
+    def address_detail_masked(self, order: Order) -> str:
+        return mask_address(order.address_detail)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = self.get_object(request, object_id)
+        extra_context = {
+            **(extra_context or {}),
+            "pii_can_reveal": request.user.has_perm("orders.view_customer_pii"),
+            "pii_revealed": order is not None and pii_revealed(request, order),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        reveal = path(
+            "<int:order_id>/reveal-pii/",
+            self.admin_site.admin_view(self.reveal_pii_view),
+            name="orders_order_reveal_pii",
+        )
+        return [reveal, *super().get_urls()]
+
+    def reveal_pii_view(self, request, order_id: int):
+        order = self.get_object(request, str(order_id))
+        if request.method != "POST" or order is None:
+            raise Http404
+        try:
+            services.order_reveal_pii(order=order, user=request.user)
+        except DomainError as err:
+            self.message_user(request, err.message, level=messages.ERROR)
+        else:
+            pii_remember_reveal(request, order)
+            self.message_user(request, _("已显示完整手机号和地址；本次查看已记录"), level=messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:orders_order_change", args=[order.pk]))
 
     @admin.display(description=_("催付"))
     def reminder_links(self, order: Order):
@@ -335,14 +426,18 @@ class CustomerRiskFlagAdmin(NoDeleteMixin, admin.ModelAdmin):
     """信用: flagged customers may not use cash on delivery. Staff clear a flag with a reason."""
 
     form = RiskFlagForm
-    list_display = ["mobile", "active", "timeout_closes", "flagged_at", "reason", "cleared_by", "cleared_at"]
+    list_display = ["mobile_masked", "active", "timeout_closes", "flagged_at", "reason", "cleared_by", "cleared_at"]
     list_filter = ["active"]
     search_fields = ["mobile"]
-    readonly_fields = ["mobile", "active", "timeout_closes", "flagged_at", "reason", "cleared_by", "cleared_at"]
+    readonly_fields = ["mobile_masked", "active", "timeout_closes", "flagged_at", "reason", "cleared_by", "cleared_at"]
     fields = [*readonly_fields, "clear_now", "clear_reason"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description=_("手机号"), ordering="mobile")
+    def mobile_masked(self, flag: CustomerRiskFlag) -> str:
+        return mask_mobile(flag.mobile)
 
     def save_model(self, request, obj, form, change):
         if form.cleaned_data.get("clear_now") and obj.active:
@@ -350,3 +445,14 @@ class CustomerRiskFlagAdmin(NoDeleteMixin, admin.ModelAdmin):
                 customer_risk_clear(flag=obj, user=request.user, reason=form.cleaned_data["clear_reason"])
             except DomainError as err:
                 self.message_user(request, err.message, level=messages.ERROR)
+
+
+@admin.register(PiiAccess)
+class PiiAccessAdmin(ReadOnlyAdmin):
+    """个人信息查看记录: who revealed which order's personal data, and when (主管 read it)."""
+
+    list_display = ["created_at", "user", "order"]
+    list_filter = ["created_at"]
+    search_fields = ["order__order_no", "user__username"]
+    list_select_related = ["order", "user"]
+    date_hierarchy = "created_at"

@@ -273,6 +273,7 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         target=S.AWAITING_SHIPMENT,
         conditions=[has_no_review_flags],
         custom={"admin": True, "label": _("审核通过")},
+        permission="orders.review_order",  # hides the admin button; the service checks it too
     )
     def approve(self, *, at) -> None:
         self.approved_at = at
@@ -283,6 +284,7 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         target=S.AWAITING_SHIPMENT,
         conditions=[is_cash_on_delivery],
         custom={"admin": True, "label": _("货到付款核实")},
+        permission="orders.confirm_cod",  # hides the admin button; the service checks it too
     )
     def confirm_cod(self, *, at) -> None:
         self.approved_at = at
@@ -292,6 +294,7 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         source=S.AWAITING_SHIPMENT,
         target=S.SHIPPED,
         custom={"admin": True, "label": _("发货"), "form": "orders.forms.ShipForm"},
+        permission="orders.ship_order",  # hides the admin button; the service checks it too
     )
     def ship(self, *, carrier: str, tracking_no: str, at) -> None:
         self.carrier = carrier
@@ -303,6 +306,7 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         source=S.SHIPPED,
         target=S.COMPLETED,
         custom={"admin": True, "label": _("确认收货")},
+        permission="orders.complete_order",  # hides the admin button; the service checks it too
     )
     def complete(self, *, at) -> None:
         self.completed_at = at
@@ -316,6 +320,7 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
             "label": _("取消订单"),
             "form": "orders.forms.CancelForm",
         },
+        permission="orders.cancel_order",
     )
     def cancel(self, *, reason: str, note: str = "", at) -> None:
         self.cancel_reason = reason

@@ -41,6 +41,7 @@ from oms.errors import (
     RefundRequired,
     ReviewRequired,
     ValidationFailed,
+    require_permission,
 )
 
 from .events import Actor, order_event_record, order_events_record_many
@@ -57,9 +58,11 @@ from .models import (
     OrderLine,
     OrderStatus,
     PaymentMethod,
+    PiiAccess,
     ReviewFlag,
     Storefront,
 )
+from .pii import PII_FIELDS
 from .pricing import PricedLine, quote
 from .risk import customer_risk_refresh
 from .selectors import transition_sources
@@ -527,6 +530,15 @@ def order_change_address(*, order: Order, actor: Actor, address: dict[str, str])
             new=mapping,
         )
     return order
+
+
+def order_reveal_pii(*, order: Order, user) -> dict[str, str]:
+    """Show one order's full mobile numbers and street address to a staff user who may see
+    them (orders.view_customer_pii), and record who looked, at which order, and when.
+    """
+    require_permission(user, "orders.view_customer_pii")
+    PiiAccess.objects.create(order=order, user=user)
+    return {name: getattr(order, name) for name in PII_FIELDS}
 
 
 # --- the clock: timeout close, receipt confirmation, risk ----------------------------

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from oms.admin_base import NoDeleteMixin, ReadOnlyAdmin
 from oms.errors import DomainError
 from orders.models import Order, OrderType
+from orders.pii import mask_mobile
 from orders.services import Actor
 
 from . import services
@@ -99,7 +100,7 @@ class ReminderAdmin(NoDeleteMixin, admin.ModelAdmin):
         "attempts",
         "claimed_at",
         "sent_at",
-        "recipient",
+        "recipient_masked",
         "text",
         "provider_message_id",
         "skip_reason",
@@ -108,6 +109,10 @@ class ReminderAdmin(NoDeleteMixin, admin.ModelAdmin):
         "updated_at",
     ]
     fields = readonly_fields
+
+    @admin.display(description=_("接收人"))
+    def recipient_masked(self, reminder: Reminder) -> str:
+        return mask_mobile(reminder.recipient) if reminder.recipient.isdigit() else reminder.recipient
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -200,7 +205,7 @@ class ManualReminderAdmin(NoDeleteMixin, admin.ModelAdmin):
 
 @admin.register(CustomerContactPreference)
 class CustomerContactPreferenceAdmin(NoDeleteMixin, admin.ModelAdmin):
-    list_display = ["mobile", "opted_out", "reason", "updated_by", "updated_at"]
+    list_display = ["mobile_masked", "opted_out", "reason", "updated_by", "updated_at"]
     list_filter = ["opted_out"]
     search_fields = ["mobile"]
     fields = ["mobile", "opted_out", "reason"]
@@ -211,6 +216,10 @@ class CustomerContactPreferenceAdmin(NoDeleteMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["mobile"] if obj is not None else []
+
+    @admin.display(description=_("手机号"), ordering="mobile")
+    def mobile_masked(self, preference: CustomerContactPreference) -> str:
+        return mask_mobile(preference.mobile)
 
 
 # --- the report -----------------------------------------------------------------------------

@@ -1,0 +1,286 @@
+"""The role matrix, walked both ways: every role can do its whole job, and nothing more.
+
+EXPECTED is the matrix the README shows (a test below keeps the two equal). Each action runs
+the way staff run it: a service with the staff user as the actor, or an admin page. An
+allowed action must work; a refused one must be refused (permission_denied / 403) and leave
+the data as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.test import Client
+from django.utils import timezone
+
+from inventory.models import StockLevel
+from inventory.services import stock_adjust
+from orders import services as order_services
+from orders.events import Actor
+from orders.models import CustomerRiskFlag, Order
+from orders.risk import customer_risk_clear
+from payments import services as payment_services
+from payments.models import Refund
+from reminders.services import manual_reminder_record
+from workflows.cancellation import order_cancel
+
+ROLES = ["客服", "仓储", "财务", "运营", "主管"]
+SYSTEM = Actor.system("test")
+
+# action -> the roles that may do it
+EXPECTED = {
+    "取消订单": {"客服", "主管"},
+    "取消已付款订单（原路退款）": {"客服", "主管"},
+    "货到付款核实": {"客服", "主管"},
+    "代顾客确认收货": {"客服", "主管"},
+    "修改收货地址": {"客服", "主管"},
+    "审核需复核的订单": {"客服", "财务", "主管"},
+    "解除顾客风险标记": {"客服", "主管"},
+    "查看完整手机号和地址（记录）": {"客服", "主管"},
+    "记录人工催付": {"客服", "主管"},
+    "查看提醒与催付报表": {"客服", "运营", "主管"},
+    "发货": {"仓储", "主管"},
+    "调整库存": {"仓储", "主管"},
+    "审批退款": {"财务", "主管"},
+    "登记对公转账": {"财务", "主管"},
+    "处理对账差异": {"财务", "主管"},
+    "导入对账单": {"财务", "主管"},
+    "查看支付单": {"客服", "财务", "主管"},
+    "编辑提醒规则": {"运营", "主管"},
+    "编辑优惠券": {"运营", "主管"},
+    "查看个人信息查看记录": {"主管"},
+}
+
+
+def staff(role: str, django_user_model):
+    user = django_user_model.objects.create_user(f"u-{hash(role) % 10**6}", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return django_user_model.objects.get(pk=user.pk)  # no stale permission cache
+
+
+def new_order(create_order, **overrides) -> Order:
+    return Order.objects.get(order_no=create_order(**overrides)["order_no"])
+
+
+def paid(order: Order) -> Order:
+    return order_services.order_pay(order=order, amount=order.payable_total, actor=SYSTEM)
+
+
+def admin_get(user, url: str) -> int:
+    client = Client()
+    client.force_login(user)
+    return client.get(url).status_code
+
+
+def page(user, url: str) -> None:
+    status = admin_get(user, url)
+    if status == 403:
+        raise PermissionDenied(url)
+    assert status == 200, (url, status)
+
+
+# Each action: do it as `user`; raise PermissionDenied if refused; check its effect if allowed.
+
+
+def cancel(user, create_order, **_):
+    order = new_order(create_order)
+    order_cancel(order=order, actor=Actor.staff(user), reason="changed_mind")
+    assert Order.objects.get(pk=order.pk).status == "cancelled"
+
+
+def cancel_paid(user, create_order, **_):
+    order = paid(new_order(create_order))
+    try:
+        order_cancel(order=order, actor=Actor.staff(user), reason="changed_mind")
+    finally:
+        cancelled = Order.objects.get(pk=order.pk).status == "cancelled"
+        assert cancelled == Refund.objects.filter(order=order).exists()
+    assert cancelled
+
+
+def confirm_cod(user, create_order, **_):
+    order = new_order(create_order, payment_method="cod")
+    order_services.order_confirm_cod(order=order, actor=Actor.staff(user))
+    assert Order.objects.get(pk=order.pk).status == "awaiting_shipment"
+
+
+def complete(user, create_order, **_):
+    order = paid(new_order(create_order))
+    order_services.order_ship(order=order, actor=SYSTEM, carrier="顺丰", tracking_no="SF1234567890")
+    order_services.order_complete(order=order, actor=Actor.staff(user))
+    assert Order.objects.get(pk=order.pk).status == "completed"
+
+
+def change_address(user, create_order, **_):
+    order = new_order(create_order)
+    order_services.order_change_address(order=order, actor=Actor.staff(user), address={"detail": "文一路1号"})
+    assert Order.objects.get(pk=order.pk).address_detail == "文一路1号"
+
+
+def review(user, create_order, settings, **_):
+    settings.OMS_LARGE_ORDER_THRESHOLD = Decimal("100.00")
+    order = paid(new_order(create_order))
+    assert order.status == "paid"
+    order_services.order_approve(order=order, actor=Actor.staff(user))
+    assert Order.objects.get(pk=order.pk).status == "awaiting_shipment"
+
+
+def clear_risk(user, **_):
+    flag = CustomerRiskFlag.objects.create(mobile="13800000001", active=True, flagged_at=timezone.now())
+    try:
+        customer_risk_clear(flag=flag, user=user, reason="已电话核实")
+    finally:
+        flag.refresh_from_db()
+    assert not flag.active
+
+
+def reveal_pii(user, create_order, **_):
+    order = new_order(create_order)
+    try:
+        full = order_services.order_reveal_pii(order=order, user=user)
+    finally:
+        logged = order.pii_accesses.filter(user=user).exists()
+    assert logged and full["customer_mobile"] == order.customer_mobile
+
+
+def manual_reminder(user, create_order, **_):
+    order = new_order(create_order)
+    record = manual_reminder_record(order=order, channel="phone", outcome="considering", actor=Actor.staff(user))
+    assert record.created_by == user
+
+
+def reminders_pages(user, **_):
+    page(user, "/admin/reminders/reminder/")
+    page(user, "/admin/reminders/report/")
+
+
+def ship(user, create_order, **_):
+    order = paid(new_order(create_order))
+    order_services.order_ship(order=order, actor=Actor.staff(user), carrier="顺丰", tracking_no="SF1234567890")
+    assert Order.objects.get(pk=order.pk).status == "shipped"
+
+
+def adjust_stock(user, tshirt, **_):
+    level = StockLevel.objects.get(sku=tshirt)
+    try:
+        stock_adjust(sku=tshirt, warehouse=level.warehouse, delta=5, reason="received", actor_label="t", user=user)
+    finally:
+        level.refresh_from_db()
+    assert level.on_hand == 105
+
+
+def approve_refund(user, create_order, **_):
+    order = new_order(create_order)
+    payment_services.bank_transfer_record(
+        payer="某公司",
+        amount=order.payable_total,
+        remark=order.order_no,
+        received_at=timezone.now(),
+        bank_reference="B1",
+    )
+    refund = payment_services.refund_request(order=order, amount=Decimal("10.00"), reason="部分退款", actor=SYSTEM)
+    payment_services.refund_approve(refund=refund, user=user)
+    assert Refund.objects.get(pk=refund.pk).status == "approved"
+
+
+def bank_transfer(user, create_order, **_):
+    order = new_order(create_order)
+    page(user, "/admin/payments/banktransfer/add/")
+    payment_services.bank_transfer_record(
+        payer="某公司",
+        amount=order.payable_total,
+        remark=order.order_no,
+        received_at=timezone.now() - timedelta(minutes=1),
+        bank_reference="B2",
+        user=user,
+    )
+    assert Order.objects.get(pk=order.pk).status == "awaiting_shipment"
+
+
+def reconciliation(user, **_):
+    page(user, "/admin/payments/reconciliationcase/")
+
+
+def statement_import(user, **_):
+    page(user, "/admin/payments/statementimport/upload/")
+
+
+def payments_page(user, **_):
+    page(user, "/admin/payments/payment/")
+
+
+def reminder_rules(user, **_):
+    page(user, "/admin/reminders/reminderrule/add/")
+
+
+def coupons(user, **_):
+    page(user, "/admin/orders/coupon/add/")
+
+
+def pii_log(user, **_):
+    page(user, "/admin/orders/piiaccess/")
+
+
+ACTIONS = {
+    "取消订单": cancel,
+    "取消已付款订单（原路退款）": cancel_paid,
+    "货到付款核实": confirm_cod,
+    "代顾客确认收货": complete,
+    "修改收货地址": change_address,
+    "审核需复核的订单": review,
+    "解除顾客风险标记": clear_risk,
+    "查看完整手机号和地址（记录）": reveal_pii,
+    "记录人工催付": manual_reminder,
+    "查看提醒与催付报表": reminders_pages,
+    "发货": ship,
+    "调整库存": adjust_stock,
+    "审批退款": approve_refund,
+    "登记对公转账": bank_transfer,
+    "处理对账差异": reconciliation,
+    "导入对账单": statement_import,
+    "查看支付单": payments_page,
+    "编辑提醒规则": reminder_rules,
+    "编辑优惠券": coupons,
+    "查看个人信息查看记录": pii_log,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_the_role_matrix(role, action, django_user_model, create_order, tshirt, settings):
+    user = staff(role, django_user_model)
+    run = ACTIONS[action]
+    if role in EXPECTED[action]:
+        run(user, create_order=create_order, tshirt=tshirt, settings=settings)
+    else:
+        with pytest.raises(PermissionDenied):
+            run(user, create_order=create_order, tshirt=tshirt, settings=settings)
+
+
+def test_a_refusal_is_a_domain_error_with_a_stable_code(django_user_model, create_order):
+    warehouse_user = staff("仓储", django_user_model)
+    order = new_order(create_order)
+    with pytest.raises(PermissionDenied) as raised:
+        order_cancel(order=order, actor=Actor.staff(warehouse_user), reason="changed_mind")
+    assert raised.value.code == "permission_denied"
+    assert "可取消订单" in raised.value.message
+    assert Order.objects.get(pk=order.pk).status == "pending_payment"
+    assert order.events.count() == 1  # only 下单
+
+
+def test_the_readme_shows_this_matrix():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Permission matrix", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]
+    shown = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        shown[cells[0]] = {role for role, cell in zip(ROLES, cells[1:], strict=True) if cell == "✓"}
+    assert shown == EXPECTED
+    assert re.search(r"\| 操作 \| 客服 \| 仓储 \| 财务 \| 运营 \| 主管 \|", readme)
