@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, register
 
 from .gateways import CHANNELS, CREDENTIAL_SETTINGS, has_credentials, sandbox_enabled
@@ -19,6 +20,8 @@ from .gateways import CHANNELS, CREDENTIAL_SETTINGS, has_credentials, sandbox_en
 def check_gateway_channels(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for channel in CHANNELS:
+        if channel not in settings.OMS_PAYMENT_CHANNELS:
+            continue  # a shop that takes only Alipay needs no WeChat Pay merchant account
         if has_credentials(channel):
             continue
         setting = CREDENTIAL_SETTINGS[channel]

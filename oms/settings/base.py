@@ -213,6 +213,8 @@ OMS_RISK_WINDOW_DAYS = env.int("OMS_RISK_WINDOW_DAYS", default=30)
 # off unless the settings module turns it on: dev and test do, prod only on request (staging).
 # The adapters and the verification code are the same either way; only base URLs and keys differ.
 OMS_SANDBOX_ENABLED = env.bool("OMS_SANDBOX_ENABLED", default=False)
+# The online channels this shop takes payments on; the deploy check asks only these for credentials.
+OMS_PAYMENT_CHANNELS = env.list("OMS_PAYMENT_CHANNELS", default=["alipay", "wechatpay"])
 ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
 ALIPAY_SELLER_ID = env.str("ALIPAY_SELLER_ID", default="")
 ALIPAY_PUBLIC_KEY_PATH = env.str("ALIPAY_PUBLIC_KEY_PATH", default="")

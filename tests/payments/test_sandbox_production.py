@@ -318,6 +318,12 @@ def test_the_deploy_check_names_only_the_channel_without_credentials(production)
     assert message.id == "oms.E001" and "wechatpay" in message.msg and "alipay" not in message.msg
 
 
+def test_the_deploy_check_asks_only_the_channels_the_shop_uses(production):
+    production.ALIPAY_APP_ID = "2021000000000001"
+    production.OMS_PAYMENT_CHANNELS = ["alipay"]
+    assert oms_messages() == []
+
+
 def test_the_deploy_check_passes_a_staging_site_that_enables_the_sandbox(production):
     production.OMS_SANDBOX_ENABLED = True
     messages = oms_messages()
