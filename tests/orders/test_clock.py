@@ -20,6 +20,7 @@ from inventory.models import Reservation, StockLevel
 from orders import services
 from orders.models import Coupon, CustomerRiskFlag, Order, OrderEvent
 from payments.models import Payment, ReconciliationCase, Refund
+from tests.orders.factories import OrderFactory
 from tests.payments.gateway_doubles import FakeGateways
 
 SYSTEM = services.Actor.system("test")
@@ -215,11 +216,9 @@ def test_risk_flag_needs_enough_closes_in_the_window(create_order, settings):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefront, order_body, tshirt):
+def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefront, tshirt):
     """100 trials of the timeout sweep racing a late 'paid' notify for the same order."""
     from django.test import Client
-
-    from tests.orders.test_create import _payload
 
     gateways = FakeGateways(tmp_path)
     for name, value in gateways.settings().items():
@@ -227,7 +226,7 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
     StockLevel.objects.filter(sku=tshirt).update(on_hand=10_000)
     outcomes = {"paid": 0, "cancelled_refunded": 0}
     for trial in range(100):
-        order, _ = services.order_create(storefront=storefront, payload=_payload(order_body, external_id=f"R-{trial}"))
+        order = OrderFactory(storefront=storefront, payload__external_id=f"R-{trial}")
         payment = Payment.objects.create(
             order=order, channel="alipay", out_trade_no=f"{order.order_no}P01", amount=order.payable_total
         )

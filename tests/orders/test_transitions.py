@@ -7,7 +7,6 @@ the order, its timeline, the stock, refunds and coupons exactly as they were.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -30,37 +29,17 @@ from orders.models import (
     ReviewFlag,
 )
 from orders.models import OrderStatus as S
-from orders.services import Actor, OrderInput
+from orders.services import Actor
 from payments.models import Refund
+from tests.orders.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
 GATEWAY = Actor.gateway("alipay")
 QUANTITY = 3
-_external_ids = itertools.count(1)
 
 
 # --- building orders -------------------------------------------------------------
-
-
-def order_input(sku_code: str, *, payment_method: str, coupon_code: str = "") -> OrderInput:
-    return OrderInput(
-        external_id=f"TR-{next(_external_ids)}",
-        order_type="normal",
-        payment_method=payment_method,
-        customer={"name": "张小姐", "mobile": "13800138000", "email": "", "member_id": ""},
-        shipping_address={
-            "receiver": "张小姐",
-            "phone": "13800138000",
-            "province": "浙江省",
-            "city": "杭州市",
-            "district": "西湖区",
-            "detail": "文三路100号",
-            "postcode": "310000",
-        },
-        lines=[{"sku": sku_code, "quantity": QUANTITY}],
-        coupon_code=coupon_code,
-    )
 
 
 def drive(order: Order, status: str, *, staff: Actor, cancel_reason: str) -> None:
@@ -100,10 +79,12 @@ def reviewer(db):
 @pytest.fixture
 def new_order(storefront, tshirt):
     def make(*, payment_method: str = PaymentMethod.ALIPAY, coupon_code: str = "") -> Order:
-        payload = order_input(tshirt.code, payment_method=payment_method, coupon_code=coupon_code)
-        order, created = services.order_create(storefront=storefront, payload=payload)
-        assert created
-        return order
+        return OrderFactory(
+            storefront=storefront,
+            payload__lines=[{"sku": tshirt.code, "quantity": QUANTITY}],
+            payload__payment_method=payment_method,
+            payload__coupon_code=coupon_code,
+        )
 
     return make
 
