@@ -217,7 +217,11 @@ def test_risk_flag_needs_enough_closes_in_the_window(create_order, settings):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefront, tshirt):
-    """100 trials of the timeout sweep racing a late 'paid' notify for the same order."""
+    """100 trials of the timeout sweep racing a late 'paid' notify for the same order.
+
+    Either side may win a trial, and both must win some: a run where one side always wins
+    did not test the race at all.
+    """
     from django.test import Client
 
     gateways = FakeGateways(tmp_path)
@@ -236,12 +240,15 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
         body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
         barrier = threading.Barrier(2)
         answers: list = []
+        sweep_errors: list = []
 
-        def sweep(barrier: threading.Barrier) -> None:
+        def sweep(barrier: threading.Barrier, errors: list) -> None:
             try:
                 barrier.wait()
                 time.sleep(random.uniform(0, 0.02))  # spread the start over the notify's own duration
                 services.order_close_expired(sync_limit=0)
+            except Exception as exc:  # a thread's exception would not fail the test; the assertion below does
+                errors.append(exc)
             finally:
                 connections.close_all()
 
@@ -257,13 +264,14 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
                 connections.close_all()
 
         threads = [
-            threading.Thread(target=sweep, args=(barrier,)),
+            threading.Thread(target=sweep, args=(barrier, sweep_errors)),
             threading.Thread(target=notify, args=(barrier, body, answers)),
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        assert sweep_errors == []
         assert answers == [b"success"]
         order.refresh_from_db()
         assert order.paid_total == order.payable_total  # the money is always on the books
@@ -277,5 +285,6 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
             assert not Refund.objects.filter(order=order).exists()
             assert Reservation.objects.filter(order_line__order=order, status="active").exists()
             outcomes["paid"] += 1
-    assert sum(outcomes.values()) == 100
     print("close-vs-notify outcomes:", outcomes)
+    assert outcomes["paid"] > 0, outcomes
+    assert outcomes["cancelled_refunded"] > 0, outcomes
