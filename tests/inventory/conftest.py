@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
 from inventory.models import Reservation, Sku, StockLevel, Warehouse
 from inventory.services import stock_receive, stock_release
@@ -75,7 +76,8 @@ def released(place):
 
     def make(sku: Sku, quantity: int) -> Order:
         order = place(sku, quantity)
-        assert stock_release(order_line_ids=line_ids(order)) == quantity
+        with transaction.atomic():  # like its callers, the service locks rows inside their transaction
+            assert stock_release(order_line_ids=line_ids(order)) == quantity
         return order
 
     return make
