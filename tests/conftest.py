@@ -7,26 +7,10 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from inventory.models import Sku, StockLevel, Warehouse
+from inventory.models import Sku
 from orders.models import Storefront, StorefrontAPIKey
-
-ORDER_BODY = {
-    "external_id": "WEB-10001",
-    "order_type": "normal",
-    "payment_method": "alipay",
-    "customer": {"name": "张小姐", "mobile": "13800138000", "email": "zhang@example.com", "member_id": "M001"},
-    "shipping_address": {
-        "receiver": "张小姐",
-        "phone": "13800138000",
-        "province": "浙江省",
-        "city": "杭州市",
-        "district": "西湖区",
-        "detail": "文三路100号",
-        "postcode": "310000",
-    },
-    "lines": [{"sku": "TSHIRT-L-BLK", "quantity": 3}],
-    "remark": "请尽快发货",
-}
+from tests.inventory.factories import SkuFactory, WarehouseFactory
+from tests.orders.factories import OrderBodyFactory, StorefrontFactory
 
 
 def pytest_collection_modifyitems(config, items):
@@ -41,23 +25,21 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def order_body():
-    """A valid order request, deep-copied so a test can change it freely."""
-    return copy.deepcopy(ORDER_BODY)
+    """A valid order request (tests.orders.factories.OrderBodyFactory), fresh for each test to change freely."""
+    return OrderBodyFactory(external_id="WEB-10001")
 
 
 @pytest.fixture
 def warehouse(db):
-    return Warehouse.objects.create(code="HZ01", name="杭州主仓")
+    return WarehouseFactory()  # HZ01 杭州主仓
 
 
 @pytest.fixture
 def make_sku(db, warehouse):
     def make(code: str, price: str = "70.00", stock: int = 100, *, active: bool = True, spec: str = "") -> Sku:
-        sku = Sku.objects.create(
-            code=code, name=f"商品 {code}", spec=spec or "默认", price=Decimal(price), active=active
+        return SkuFactory(
+            code=code, spec=spec or "默认", price=Decimal(price), active=active, stock=stock, stock__warehouse=warehouse
         )
-        StockLevel.objects.create(sku=sku, warehouse=warehouse, on_hand=stock)
-        return sku
 
     return make
 
@@ -69,7 +51,7 @@ def tshirt(make_sku):
 
 @pytest.fixture
 def storefront(db):
-    return Storefront.objects.create(code="web", name="官网")
+    return StorefrontFactory()  # web 官网
 
 
 def client_for(storefront: Storefront) -> APIClient:

@@ -15,17 +15,19 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(monkeypatch):
+    """A browser per test: Playwright's sync API runs an event loop in this thread while it
+    is open, and Django refuses ORM calls under a running loop unless told it is safe, which
+    it is here (the test's own ORM calls are plain sync code; the live server has its own
+    threads). Closing it before the database is flushed keeps that exception to the test."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is missing: .ci/run installs it with apt-get")
         pytest.skip("chromium is not installed (apt-get install chromium fonts-noto-cjk)")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the live server's ORM calls
-    # happen in the server's own threads, and the test's own ORM calls are plain sync code.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield instance
@@ -39,6 +41,16 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_persistent_connections(monkeypatch):
+    """chromium keeps its connections to the live server open, and with CONN_MAX_AGE > 0 the
+    server thread behind one would keep its database session, so the test database could
+    not be dropped at the end. The server threads close theirs after every request here."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    monkeypatch.setitem(connections.settings[DEFAULT_DB_ALIAS], "CONN_MAX_AGE", 0)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from orders import services
 from orders.models import Coupon, CustomerRiskFlag, Order, OrderEvent
 from orders.risk import customer_risk_clear
 from payments.models import Payment, ReconciliationCase, Refund
+from tests.orders.factories import OrderFactory
 from tests.payments.gateway_doubles import FakeGateways
 from workflows.expiry import order_close_expired
 
@@ -217,11 +218,13 @@ def test_risk_flag_needs_enough_closes_in_the_window(create_order, settings):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefront, order_body, tshirt):
-    """100 trials of the timeout sweep racing a late 'paid' notify for the same order."""
-    from django.test import Client
+def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefront, tshirt):
+    """100 trials of the timeout sweep racing a late 'paid' notify for the same order.
 
-    from tests.orders.test_create import _payload
+    Either side may win a trial, and both must win some: a run where one side always wins
+    did not test the race at all.
+    """
+    from django.test import Client
 
     gateways = FakeGateways(tmp_path)
     for name, value in gateways.settings().items():
@@ -229,7 +232,7 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
     StockLevel.objects.filter(sku=tshirt).update(on_hand=10_000)
     outcomes = {"paid": 0, "cancelled_refunded": 0}
     for trial in range(100):
-        order, _ = services.order_create(storefront=storefront, payload=_payload(order_body, external_id=f"R-{trial}"))
+        order = OrderFactory(storefront=storefront, payload__external_id=f"R-{trial}")
         payment = Payment.objects.create(
             order=order, channel="alipay", out_trade_no=f"{order.order_no}P01", amount=order.payable_total
         )
@@ -239,12 +242,15 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
         body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
         barrier = threading.Barrier(2)
         answers: list = []
+        sweep_errors: list = []
 
-        def sweep(barrier: threading.Barrier) -> None:
+        def sweep(barrier: threading.Barrier, errors: list) -> None:
             try:
                 barrier.wait()
                 time.sleep(random.uniform(0, 0.02))  # spread the start over the notify's own duration
                 order_close_expired(sync_limit=0)
+            except Exception as exc:  # a thread's exception would not fail the test; the assertion below does
+                errors.append(exc)
             finally:
                 connections.close_all()
 
@@ -260,13 +266,14 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
                 connections.close_all()
 
         threads = [
-            threading.Thread(target=sweep, args=(barrier,)),
+            threading.Thread(target=sweep, args=(barrier, sweep_errors)),
             threading.Thread(target=notify, args=(barrier, body, answers)),
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        assert sweep_errors == []
         assert answers == [b"success"]
         order.refresh_from_db()
         assert order.paid_total == order.payable_total  # the money is always on the books
@@ -280,5 +287,6 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
             assert not Refund.objects.filter(order=order).exists()
             assert Reservation.objects.filter(order_line__order=order, status="active").exists()
             outcomes["paid"] += 1
-    assert sum(outcomes.values()) == 100
     print("close-vs-notify outcomes:", outcomes)
+    assert outcomes["paid"] > 0, outcomes
+    assert outcomes["cancelled_refunded"] > 0, outcomes

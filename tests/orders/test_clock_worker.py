@@ -13,9 +13,8 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from inventory.models import StockLevel
-from orders import services
 from orders.models import Order
-from tests.orders.test_create import _payload
+from tests.orders.factories import OrderFactory
 from tests.processes import celery_processes
 
 
@@ -31,7 +30,7 @@ def test_default_schedules_exist_and_are_editable_rows(db):
 @pytest.mark.postgres
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_beat_and_worker_close_an_expired_order_on_their_own(tmp_path, storefront, order_body, tshirt):
+def test_beat_and_worker_close_an_expired_order_on_their_own(tmp_path, storefront, tshirt):
     if not django_settings.REDIS_URL:
         pytest.skip("needs REDIS_URL")
     PeriodicTask.objects.update(enabled=False)
@@ -40,7 +39,7 @@ def test_beat_and_worker_close_an_expired_order_on_their_own(tmp_path, storefron
         name="test: close expired orders every second",
         defaults={"task": "orders.tasks.close_expired_orders", "interval": every_second, "enabled": True},
     )
-    order, _ = services.order_create(storefront=storefront, payload=_payload(order_body))
+    order = OrderFactory(storefront=storefront)
     deadline = timezone.now() + timedelta(seconds=4)  # a compressed payment deadline
     Order.objects.filter(pk=order.pk).update(payment_deadline=deadline)
     assert StockLevel.objects.get(sku=tshirt).reserved == 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 
 import pytest
@@ -12,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from inventory.models import Reservation, StockLevel
 from orders import services
 from orders.models import Order, OrderEvent
-from orders.services import OrderInput
 from tests.conftest import client_for
+from tests.orders.factories import OrderInputFactory
 
 
 def test_same_body_twice_returns_the_same_order(api, order_body, tshirt):
@@ -84,26 +83,13 @@ def test_line_split_across_warehouses(api, order_body, tshirt):
     assert sorted(StockLevel.objects.values_list("reserved", flat=True)) == [1, 2]
 
 
-def _payload(body: dict, **overrides) -> OrderInput:
-    body = {**copy.deepcopy(body), **overrides}
-    return OrderInput(
-        external_id=body["external_id"],
-        order_type=body["order_type"],
-        payment_method=body["payment_method"],
-        customer=body["customer"],
-        shipping_address=body["shipping_address"],
-        lines=body["lines"],
-        remark=body.get("remark", ""),
-    )
-
-
-def test_create_query_count_does_not_grow_with_lines(storefront, order_body, make_sku, django_assert_max_num_queries):
+def test_create_query_count_does_not_grow_with_lines(storefront, make_sku, django_assert_max_num_queries):
     for index in range(20):
         make_sku(f"SKU-{index}", "10.00")
 
     def count_for(lines: int, external_id: str) -> int:
-        payload = _payload(
-            order_body, external_id=external_id, lines=[{"sku": f"SKU-{i}", "quantity": 1} for i in range(lines)]
+        payload = OrderInputFactory(
+            external_id=external_id, lines=[{"sku": f"SKU-{i}", "quantity": 1} for i in range(lines)]
         )
         with CaptureQueriesContext(connection) as captured:
             services.order_create(storefront=storefront, payload=payload)
@@ -114,9 +100,7 @@ def test_create_query_count_does_not_grow_with_lines(storefront, order_body, mak
     with django_assert_max_num_queries(12):
         services.order_create(
             storefront=storefront,
-            payload=_payload(
-                order_body, external_id="Q-3", lines=[{"sku": f"SKU-{i}", "quantity": 2} for i in range(3)]
-            ),
+            payload=OrderInputFactory(external_id="Q-3", lines=[{"sku": f"SKU-{i}", "quantity": 2} for i in range(3)]),
         )
 
 
@@ -151,7 +135,7 @@ def _run_threads(count: int, work) -> list:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_fifty_concurrent_orders_for_ten_units_exactly_ten_win(storefront, order_body, make_sku):
+def test_fifty_concurrent_orders_for_ten_units_exactly_ten_win(storefront, make_sku):
     from oms.errors import InsufficientStock
 
     sku = make_sku("HOT", "99.00", stock=10)
@@ -159,7 +143,7 @@ def test_fifty_concurrent_orders_for_ten_units_exactly_ten_win(storefront, order
         50,
         lambda i: services.order_create(
             storefront=storefront,
-            payload=_payload(order_body, external_id=f"RACE-{i}", lines=[{"sku": "HOT", "quantity": 1}]),
+            payload=OrderInputFactory(external_id=f"RACE-{i}", lines=[{"sku": "HOT", "quantity": 1}]),
         ),
     )
     winners = [r for r in results if isinstance(r, tuple)]
@@ -175,7 +159,7 @@ def test_fifty_concurrent_orders_for_ten_units_exactly_ten_win(storefront, order
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_multi_sku_orders_do_not_deadlock(storefront, order_body, make_sku):
+def test_concurrent_multi_sku_orders_do_not_deadlock(storefront, make_sku):
     make_sku("A", "10.00", stock=100)
     make_sku("B", "10.00", stock=100)
 
@@ -184,7 +168,7 @@ def test_concurrent_multi_sku_orders_do_not_deadlock(storefront, order_body, mak
         if i % 2:
             lines.reverse()  # opposite line order must not deadlock: rows are locked by primary key
         return services.order_create(
-            storefront=storefront, payload=_payload(order_body, external_id=f"DL-{i}", lines=lines)
+            storefront=storefront, payload=OrderInputFactory(external_id=f"DL-{i}", lines=lines)
         )
 
     results = _run_threads(20, work)
@@ -194,8 +178,8 @@ def test_concurrent_multi_sku_orders_do_not_deadlock(storefront, order_body, mak
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_identical_posts_create_one_order(storefront, order_body, tshirt):
-    payload = _payload(order_body)
+def test_concurrent_identical_posts_create_one_order(storefront, tshirt):
+    payload = OrderInputFactory()
     results = _run_threads(10, lambda i: services.order_create(storefront=storefront, payload=payload))
     assert all(isinstance(r, tuple) for r in results), results
     assert len({order.order_no for order, _ in results}) == 1

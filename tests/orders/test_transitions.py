@@ -7,7 +7,6 @@ the order, its timeline, the stock, refunds and coupons exactly as they were.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -30,60 +29,57 @@ from orders.models import (
     ReviewFlag,
 )
 from orders.models import OrderStatus as S
-from orders.services import Actor, OrderInput
+from orders.services import Actor
 from payments.models import Refund
+from tests.orders.factories import OrderFactory
 from workflows.cancellation import order_cancel
 
 pytestmark = pytest.mark.django_db
 
 GATEWAY = Actor.gateway("alipay")
 QUANTITY = 3
-_external_ids = itertools.count(1)
 
 
 # --- building orders -------------------------------------------------------------
 
 
-def order_input(sku_code: str, *, payment_method: str, coupon_code: str = "") -> OrderInput:
-    return OrderInput(
-        external_id=f"TR-{next(_external_ids)}",
-        order_type="normal",
-        payment_method=payment_method,
-        customer={"name": "张小姐", "mobile": "13800138000", "email": "", "member_id": ""},
-        shipping_address={
-            "receiver": "张小姐",
-            "phone": "13800138000",
-            "province": "浙江省",
-            "city": "杭州市",
-            "district": "西湖区",
-            "detail": "文三路100号",
-            "postcode": "310000",
-        },
-        lines=[{"sku": sku_code, "quantity": QUANTITY}],
-        coupon_code=coupon_code,
-    )
+# The transitions that bring a fresh pending order to each status; a COD order reaches
+# 待发货 by confirm_cod instead of pay + approve (but can still be paid, for the refusal tests).
+PATHS = {
+    S.PENDING_PAYMENT: (),
+    S.PAID: ("pay",),
+    S.AWAITING_SHIPMENT: ("pay", "approve"),
+    S.SHIPPED: ("pay", "approve", "ship"),
+    S.COMPLETED: ("pay", "approve", "ship", "complete"),
+    S.CANCELLED: ("cancel",),
+}
 
 
-def drive(order: Order, status: str, *, staff: Actor, cancel_reason: str) -> None:
-    """Bring a fresh pending order to `status` using only the services."""
-    if status == S.PENDING_PAYMENT:
-        return
-    if status == S.CANCELLED:
-        order_cancel(order=order, actor=staff, reason=cancel_reason)
-        return
-    if status == S.PAID or order.payment_method != PaymentMethod.COD:
-        services.order_pay(order=order, amount=order.payable_total, actor=GATEWAY, auto_approve=False)
-        if status == S.PAID:
-            return
-        services.order_approve(order=order, actor=staff)
-    else:
-        services.order_confirm_cod(order=order, actor=staff)
-    if status == S.AWAITING_SHIPMENT:
-        return
-    services.order_ship(order=order, actor=staff, carrier="顺丰", tracking_no="SF1234567890")
-    if status == S.SHIPPED:
-        return
-    services.order_complete(order=order, actor=Actor.system("auto_confirm_receipt"))
+def path_to(status: str, payment_method: str) -> tuple[str, ...]:
+    path = PATHS[status]
+    if payment_method == PaymentMethod.COD and path[:2] == ("pay", "approve"):
+        return ("confirm_cod", *path[2:])
+    return path
+
+
+def drive(order: Order, status: str, *, staff: Actor, cancel_reason: str) -> Order:
+    """Bring a fresh pending order to `status` using only the services, checking every step."""
+    steps = {
+        "pay": lambda: services.order_pay(order=order, amount=order.payable_total, actor=GATEWAY, auto_approve=False),
+        "approve": lambda: services.order_approve(order=order, actor=staff),
+        "confirm_cod": lambda: services.order_confirm_cod(order=order, actor=staff),
+        "ship": lambda: services.order_ship(order=order, actor=staff, carrier="顺丰", tracking_no="SF1234567890"),
+        "complete": lambda: services.order_complete(order=order, actor=Actor.system("auto_confirm_receipt")),
+        "cancel": lambda: order_cancel(order=order, actor=staff, reason=cancel_reason),
+    }
+    assert order.status == S.PENDING_PAYMENT
+    for step in path_to(status, order.payment_method):
+        steps[step]()
+        order.refresh_from_db()
+        assert order.status == SPECS[step].target, (step, order.status)
+    order.refresh_from_db()
+    assert order.status == status
+    return order
 
 
 @pytest.fixture
@@ -104,10 +100,12 @@ def reviewer(db):
 @pytest.fixture
 def new_order(storefront, tshirt):
     def make(*, payment_method: str = PaymentMethod.ALIPAY, coupon_code: str = "") -> Order:
-        payload = order_input(tshirt.code, payment_method=payment_method, coupon_code=coupon_code)
-        order, created = services.order_create(storefront=storefront, payload=payload)
-        assert created
-        return order
+        return OrderFactory(
+            storefront=storefront,
+            payload__lines=[{"sku": tshirt.code, "quantity": QUANTITY}],
+            payload__payment_method=payment_method,
+            payload__coupon_code=coupon_code,
+        )
 
     return make
 
@@ -124,10 +122,7 @@ def order_in(new_order, staff_user):
         coupon_code: str = "",
     ) -> Order:
         order = new_order(payment_method=payment_method, coupon_code=coupon_code)
-        drive(order, status, staff=Actor.staff(staff_user), cancel_reason=cancel_reason)
-        order.refresh_from_db()
-        assert order.status == status
-        return order
+        return drive(order, status, staff=Actor.staff(staff_user), cancel_reason=cancel_reason)
 
     return make
 
@@ -522,18 +517,23 @@ def test_revive_is_refused_while_a_refund_of_the_first_payment_is_pending(order_
     """A paid order closed as "timeout" already has a refund on its way: reviving it would count
     the money twice (paid_total = 2 x payable) while the first payment is being sent back."""
     order = order_in(S.PAID)
+    before_cancel = snapshot(order)
     try:
         order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.TIMEOUT)
     except (ValidationFailed, InvalidTransition):
-        return  # refusing "timeout" for a paid order closes the hole just as well
-    assert Refund.objects.filter(order=order).exists()
-    order.refresh_from_db()
-    before = snapshot(order)
+        # Refusing "timeout" for a paid order closes the hole just as well, if nothing moved.
+        assert snapshot(order) == before_cancel
+        assert Order.objects.get(pk=order.pk).status == S.PAID
+    else:
+        assert Refund.objects.filter(order=order).exists()
+        order.refresh_from_db()
+        assert (order.status, order.cancel_reason) == (S.CANCELLED, CancelReason.TIMEOUT)
+        before = snapshot(order)
 
-    with pytest.raises(InvalidTransition):
-        services.order_revive(order=order, amount=order.payable_total, actor=GATEWAY)
+        with pytest.raises(InvalidTransition):
+            services.order_revive(order=order, amount=order.payable_total, actor=GATEWAY)
 
-    assert snapshot(order) == before
+        assert snapshot(order) == before
 
 
 def test_revive_with_wrong_amount_is_refused(order_in):

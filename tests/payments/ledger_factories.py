@@ -7,7 +7,6 @@ ledger and breaks it on purpose.
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime
 from decimal import Decimal
 
@@ -17,32 +16,17 @@ from django.utils import timezone
 from inventory.models import Sku
 from orders import services as order_services
 from orders.models import Order, OrderStatus, Storefront
-from orders.services import Actor, OrderInput
+from orders.services import Actor
 from payments.models import Payment, Refund
-
-_external_ids = itertools.count(1)
+from tests.orders.factories import OrderFactory
 
 
 def new_order(*, storefront: Storefront, sku: Sku, payment_method: str = "alipay") -> Order:
-    payload = OrderInput(
-        external_id=f"LEDGER-{next(_external_ids)}",
-        order_type="normal",
-        payment_method=payment_method,
-        customer={"name": "张小姐", "mobile": "13800138000", "email": "", "member_id": ""},
-        shipping_address={
-            "receiver": "张小姐",
-            "phone": "13800138000",
-            "province": "浙江省",
-            "city": "杭州市",
-            "district": "西湖区",
-            "detail": "文三路100号",
-            "postcode": "310000",
-        },
-        lines=[{"sku": sku.code, "quantity": 3}],
+    return OrderFactory(
+        storefront=storefront,
+        payload__lines=[{"sku": sku.code, "quantity": 3}],
+        payload__payment_method=payment_method,
     )
-    order, created = order_services.order_create(storefront=storefront, payload=payload)
-    assert created
-    return order
 
 
 def succeeded_payment(

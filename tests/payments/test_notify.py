@@ -19,6 +19,7 @@ from orders.models import Order
 from payments import services
 from payments.models import Payment, PaymentNotification, ReconciliationCase, Refund
 from payments.services import refund_execute
+from tests.orders.factories import OrderFactory
 from tests.payments.gateway_doubles import FakeGateways, http_headers, yuan_to_fen
 from workflows.cancellation import order_cancel
 
@@ -264,10 +265,8 @@ def test_refund_over_the_cap_is_refused(gateways, order):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_same_notify_twenty_times_concurrently_applies_once(gateways, storefront, order_body, tshirt):
-    from tests.orders.test_create import _payload
-
-    order, _ = order_services.order_create(storefront=storefront, payload=_payload(order_body))
+def test_same_notify_twenty_times_concurrently_applies_once(gateways, storefront, tshirt):
+    order = OrderFactory(storefront=storefront)
     payment = attempt(order)
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
     barrier = threading.Barrier(20)
