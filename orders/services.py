@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -544,15 +545,23 @@ def order_reveal_pii(*, order: Order, user) -> dict[str, str]:
 # --- the clock: timeout close, receipt confirmation, risk ----------------------------
 
 
-def orders_close_timed_out(*, candidates: QuerySet[Order], now: datetime, batch_size: int) -> list[int]:
+def orders_close_timed_out(
+    *,
+    candidates: QuerySet[Order],
+    now: datetime,
+    batch_size: int,
+    on_closed: Callable[[list[int]], object] | None = None,
+) -> list[int]:
     """Close one batch of unpaid orders past their deadline; returns the ids closed.
 
     `candidates` is orders.selectors.orders_past_deadline, narrowed by the caller (the
     workflow leaves out orders with money or an open gateway attempt). Rows are claimed
     with FOR UPDATE SKIP LOCKED (an order being paid right now is skipped, not waited for);
     then one UPDATE for the orders, one per coupon, one INSERT for the events, the risk
-    flags, and last the set-based stock release, so the hot stock rows stay locked for as
-    short a time as possible. Joins the caller's transaction without a savepoint.
+    flags, `on_closed(ids)` (the caller's part of the close, e.g. the closed-order notice,
+    in the same transaction), and last the set-based stock release, so the hot stock rows
+    stay locked for as short a time as possible. Joins the caller's transaction without a
+    savepoint.
     """
     sources = transition_sources(Order.cancel) & {OrderStatus.PENDING_PAYMENT}
     with transaction.atomic(savepoint=False):
@@ -585,6 +594,8 @@ def orders_close_timed_out(*, candidates: QuerySet[Order], now: datetime, batch_
         )
         mobiles = set(Order.objects.filter(pk__in=ids).values_list("customer_mobile", flat=True))
         customer_risk_refresh(mobiles=mobiles, now=now)
+        if on_closed is not None:
+            on_closed(ids)
         stock_release_for_orders(order_ids=ids)
     return ids
 

@@ -45,8 +45,12 @@ def order_close_expired(
     closable = expired.filter(~Exists(payments_paid_or_open()))
     for _batch in range(max_batches):
         with transaction.atomic():
-            ids = orders_close_timed_out(candidates=closable, now=now, batch_size=batch_size)
-            reminders_notify_closed(order_ids=ids, now=now)
+            ids = orders_close_timed_out(
+                candidates=closable,
+                now=now,
+                batch_size=batch_size,
+                on_closed=lambda closed: reminders_notify_closed(order_ids=closed, now=now),
+            )
         report.closed += len(ids)
         report.batches += 1
         if len(ids) < batch_size:
