@@ -241,6 +241,10 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
                 fields=["payment_deadline"], condition=Q(status="pending_payment"), name="order_unpaid_deadline_idx"
             ),
             models.Index(fields=["customer_mobile", "cancel_reason", "cancelled_at"], name="order_customer_closes_idx"),
+            # The admin at a million orders: a status filter in list order, a search by phone.
+            models.Index(fields=["status", "-created_at", "-id"], name="order_status_created_idx"),
+            models.Index(fields=["-created_at", "-id"], name="order_created_idx"),
+            models.Index(fields=["receiver_phone"], name="order_receiver_phone_idx"),
         ]
         permissions = [
             ("review_order", _("可审核订单（含需复核的订单）")),

@@ -124,3 +124,25 @@ def test_risk_flag_is_shown_and_cleared_with_a_reason(admin_client, order):
     admin_client.post(url, {"clear_now": "on", "clear_reason": "顾客已说明情况"})
     flag.refresh_from_db()
     assert (flag.active, flag.clear_reason, flag.cleared_by.username) == (False, "顾客已说明情况", "admin")
+
+
+def test_the_order_list_never_counts_the_whole_table(admin_client, create_order):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    order = Order.objects.get(order_no=create_order()["order_no"])
+    for query in ("", "?status__exact=pending_payment", f"?q={order.customer_mobile}", f"?q={order.order_no}"):
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get(f"/admin/orders/order/{query}")
+        assert response.status_code == 200 and order.order_no in response.content.decode()
+        counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+        assert counts and all("LIMIT" in sql.upper() for sql in counts), counts  # capped, never the whole table
+
+
+def test_a_whole_mobile_number_is_looked_up_exactly(admin_client, create_order):
+    mine = Order.objects.get(order_no=create_order()["order_no"])
+    other_body = {"customer": {"name": "李先生", "mobile": "13800138001"}}
+    other = Order.objects.get(order_no=create_order(**other_body)["order_no"])
+    page = admin_client.get("/admin/orders/order/?q=13800138001").content.decode()
+    assert other.order_no in page and mine.order_no not in page
+    assert admin_client.get("/admin/orders/order/?q=3800138").content.decode().count(mine.order_no) >= 1
