@@ -89,8 +89,12 @@ def stock_reserve(*, plan: StockPlan, line_ids_by_sku: Mapping[int, int]) -> lis
 
 
 def _settle(*, order_line_ids: Iterable[int], to_status: str, deduct_on_hand: bool) -> int:
+    # The reservations are locked before they are counted: two releases of the same line at
+    # once (a cancel racing another cancel) must give its units back once, not twice.
     reservations = list(
-        Reservation.objects.filter(order_line_id__in=list(order_line_ids), status=Reservation.Status.ACTIVE)
+        Reservation.objects.select_for_update(of=("self",)).filter(
+            order_line_id__in=list(order_line_ids), status=Reservation.Status.ACTIVE
+        )
     )
     if not reservations:
         return 0
@@ -196,7 +200,8 @@ def stock_receive(
 def stock_release_for_orders(*, order_ids: list[int]) -> int:
     """Set-based release for many orders at once (the timeout sweep): a constant number of
     queries whatever the number of orders, lines or stock rows. Stock rows are still locked
-    in primary-key order first, so this cannot deadlock with order_create.
+    in primary-key order first, so this cannot deadlock with order_create. The caller holds
+    the orders' row locks (the sweep claims them), so no other release of these lines runs.
     """
     active = Reservation.objects.filter(order_line__order_id__in=order_ids, status=Reservation.Status.ACTIVE)
     per_level = dict(active.order_by().values_list("stock_level_id").annotate(units=Sum("quantity")))

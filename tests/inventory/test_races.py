@@ -153,3 +153,25 @@ def test_planned_rows_stay_locked_until_the_transaction_ends(stocked):
     assert outcome == ["committed"]
     with transaction.atomic():  # free again once the planning transaction is over
         assert len(StockLevel.objects.select_for_update(nowait=True).filter(sku=sku)) == 2
+
+
+def test_two_releases_of_the_same_line_give_its_units_back_once(stocked, place):
+    """Two cancels of one order racing each other (neither holding the order lock): the line's
+    3 units come back once, and the other order's 5 stay reserved."""
+    sku = stocked("HOT", hz=10)
+    twice = place(sku, 3)
+    other = place(sku, 5)
+    assert levels(sku) == [("HZ01", 10, 8)]
+
+    def release(_i: int) -> int:
+        with transaction.atomic():
+            return stock_release(order_line_ids=line_ids(twice))
+
+    for _trial in range(5):
+        results = run_in_threads(2, release)
+        assert sorted(results) == [0, 3], results
+        assert levels(sku) == [("HZ01", 10, 5)]
+        assert active_units(sku) == 5
+        Reservation.objects.filter(order_line_id__in=line_ids(twice)).update(status=Reservation.Status.ACTIVE)
+        StockLevel.objects.filter(sku=sku).update(reserved=8)
+    assert Reservation.objects.get(order_line_id__in=line_ids(other)).status == Reservation.Status.ACTIVE
