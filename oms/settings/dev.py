@@ -6,3 +6,6 @@ from .base import env
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# The demo superuser from `make run` logs in without an authenticator app; production keeps
+# superusers under two-factor (see oms.settings.base).
+OMS_2FA_REQUIRE_SUPERUSERS = env.bool("OMS_2FA_REQUIRE_SUPERUSERS", default=False)

@@ -60,13 +60,15 @@ def test_seed_demo_is_idempotent(db, tmp_path, monkeypatch):
     credentials = json.loads((tmp_path / "demo.json").read_text())
     assert StorefrontAPIKey.objects.is_valid(credentials["api_key"])
     from django.contrib.auth import authenticate
+    from django.test import RequestFactory
 
-    assert authenticate(username="admin", password=credentials["admin_password"]) is not None
+    login_request = RequestFactory().post("/admin/login/")  # django-axes checks logins per request
+    assert authenticate(login_request, username="admin", password=credentials["admin_password"]) is not None
     # a stale credentials file (another database) gets a fresh, working password
     (tmp_path / "demo.json").write_text(json.dumps({**credentials, "admin_password": "stale"}))
     call_command("seed_demo", stdout=StringIO())
     fresh = json.loads((tmp_path / "demo.json").read_text())["admin_password"]
-    assert fresh != "stale" and authenticate(username="admin", password=fresh) is not None
+    assert fresh != "stale" and authenticate(login_request, username="admin", password=fresh) is not None
     from django.contrib.auth.models import Group
 
     assert set(Group.objects.values_list("name", flat=True)) >= {"客服", "仓储", "财务", "运营"}
