@@ -86,3 +86,15 @@ def test_production_settings_require_a_secret_key(settings_module):
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_schema_documents_the_error_answers(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["components"]["schemas"]["Error"]["required"] == ["code", "message"]
+    detail = schema["paths"]["/api/v1/orders/{order_no}/"]["get"]["responses"]
+    assert {"200", "401", "404", "429"} <= set(detail)
+    assert detail["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    create = schema["paths"]["/api/v1/orders/"]["post"]["responses"]
+    assert {"200", "201", "400", "401", "403", "409", "415", "429"} <= set(create)
+    lines = schema["components"]["schemas"]["OrderCreate"]["properties"]["lines"]
+    assert (lines["minItems"], lines["maxItems"]) == (1, 100)
