@@ -9,6 +9,7 @@ admin.site.index_title = "后台管理"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/2fa/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.api.urls")),
     path("payments/", include("payments.urls")),

@@ -81,3 +81,20 @@ def create_order(api, order_body, tshirt):
         return response.json()
 
     return create
+
+
+def force_login_verified(client, user) -> None:
+    """Log a staff user in as if they had passed two-factor too (财务 and 主管 must; see accounts/).
+
+    For tests about what such a user does in the admin, not about logging in.
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()

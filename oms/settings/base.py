@@ -4,6 +4,7 @@
 (SQLite in ./var, kombu's filesystem broker) to PostgreSQL and Redis.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,6 +34,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_fsm",
     "django_celery_beat",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "accounts",
     "inventory",
     "orders",
     "payments",
@@ -50,8 +55,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "oms.urls"
@@ -130,13 +139,41 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
-# --- Auth -------------------------------------------------------------------
+# --- Auth and staff logins (accounts/) ------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+IP before the password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("OMS_PASSWORD_MIN_LENGTH", default=10)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sessions end after this long without a request (every request pushes the expiry on).
+SESSION_COOKIE_AGE = env.int("OMS_SESSION_IDLE_MINUTES", default=30) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+
+# django-axes: N failed logins for one username from one IP lock that pair out for a while.
+# Unlock early with `manage.py axes_reset_username NAME` (or axes_reset_ip, axes_reset).
+AXES_ENABLED = env.bool("OMS_LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("OMS_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("OMS_LOGIN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+
+# django-otp: TOTP (authenticator app) as the second factor.
+OMS_2FA_REQUIRED_GROUPS = env.list("OMS_2FA_REQUIRED_GROUPS", default=["财务", "主管"])
+OMS_2FA_REQUIRE_SUPERUSERS = env.bool("OMS_2FA_REQUIRE_SUPERUSERS", default=True)
+OTP_TOTP_ISSUER = env.str("OMS_2FA_ISSUER", default="OMS")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows another user's TOTP key or QR code
 
 # --- I18N / time ------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"
@@ -175,6 +212,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "orders.api.schema.add_error_responses",
+    ],
 }
 
 # --- Logging ----------------------------------------------------------------
@@ -184,6 +225,9 @@ LOGGING = {
     "filters": {"refusals_without_traceback": {"()": "oms.logfilters.RefusalsWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["refusals_without_traceback"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Failed logins and lockouts are warnings; axes' start-up banner and each success (also kept
+    # in its AccessLog table) are not worth a line on every manage.py run.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # --- OMS business settings (all overridable from the environment) -----------

@@ -8,3 +8,6 @@ SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 # A newcomer on a laptop clicks "pay" and the built-in sandbox gateway answers.
 OMS_SANDBOX_ENABLED = env.bool("OMS_SANDBOX_ENABLED", default=True)
+# The demo superuser from `make run` logs in without an authenticator app; production keeps
+# superusers under two-factor (see oms.settings.base).
+OMS_2FA_REQUIRE_SUPERUSERS = env.bool("OMS_2FA_REQUIRE_SUPERUSERS", default=False)

@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from orders.models import CUSTOMER_CANCEL_REASONS, Order, OrderType, PaymentMethod
+from orders.models import CUSTOMER_CANCEL_REASONS, CancelReason, Order, OrderType, PaymentMethod
 from orders.services import OrderInput
 
 # [0-9], not \d: \d also matches full-width digits, which SMS gateways and lookups cannot use.
@@ -20,9 +20,35 @@ PHONE = RegexValidator(
 POSTCODE = RegexValidator(r"^[0-9]{6}$", _("邮编应为 6 位数字"), code="invalid_postcode")
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string, nothing else: DRF would turn 310000 or 1e-245 into text and store it."""
+
+    default_error_messages = {"invalid": _("应为字符串")}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictEmailField(StrictCharField, serializers.EmailField):
+    pass
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: DRF would also take the string "3"."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, (str, bool)) or (isinstance(data, float) and not data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def text(max_length: int, required: bool = True, **kwargs):
-    return serializers.CharField(
+    # min_length=1 changes nothing at run time (blank is refused first) but tells the schema.
+    return StrictCharField(
         max_length=max_length,
+        min_length=1 if required else None,
         required=required,
         allow_blank=not required,
         trim_whitespace=True,
@@ -32,19 +58,19 @@ def text(max_length: int, required: bool = True, **kwargs):
 
 class CustomerSerializer(serializers.Serializer):
     name = text(64)
-    mobile = serializers.CharField(validators=[MAINLAND_MOBILE])
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    mobile = StrictCharField(validators=[MAINLAND_MOBILE])
+    email = StrictEmailField(required=False, allow_blank=True, default="")
     member_id = text(64, required=False, default="")
 
 
 class AddressSerializer(serializers.Serializer):
     receiver = text(64)
-    phone = serializers.CharField(validators=[PHONE])
+    phone = StrictCharField(validators=[PHONE])
     province = text(32)
     city = text(32)
     district = text(32)
     detail = text(200)
-    postcode = serializers.CharField(required=False, allow_blank=True, default="", validators=[POSTCODE])
+    postcode = StrictCharField(required=False, allow_blank=True, default="", validators=[POSTCODE])
 
 
 class AddressPatchSerializer(AddressSerializer):
@@ -57,7 +83,7 @@ class AddressPatchSerializer(AddressSerializer):
 
 class LineSerializer(serializers.Serializer):
     sku = text(64)
-    quantity = serializers.IntegerField(min_value=1, max_value=999)
+    quantity = StrictIntegerField(min_value=1, max_value=999)
 
 
 class OrderCreateSerializer(serializers.Serializer):
@@ -66,9 +92,10 @@ class OrderCreateSerializer(serializers.Serializer):
     payment_method = serializers.ChoiceField(choices=PaymentMethod.choices)
     customer = CustomerSerializer()
     shipping_address = AddressSerializer()
-    lines = LineSerializer(many=True, allow_empty=False, max_length=100)
+    # A ListField, not LineSerializer(many=True): its length limits reach the schema (minItems/maxItems).
+    lines = serializers.ListField(child=LineSerializer(), allow_empty=False, min_length=1, max_length=100)
     coupon_code = text(64, required=False, default="")
-    remark = serializers.CharField(
+    remark = StrictCharField(
         required=False,
         allow_blank=True,
         default="",
@@ -93,7 +120,7 @@ class OrderCreateSerializer(serializers.Serializer):
 
 class CancelSerializer(serializers.Serializer):
     reason = serializers.ChoiceField(choices=[(r.value, r.label) for r in CUSTOMER_CANCEL_REASONS])
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    note = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
 
 
 class OrderLineOutSerializer(serializers.Serializer):
@@ -111,6 +138,8 @@ class OrderOutSerializer(serializers.ModelSerializer):
     customer = serializers.SerializerMethodField()
     shipping_address = serializers.SerializerMethodField()
     lines = OrderLineOutSerializer(many=True)
+    # "" until the order is cancelled; said explicitly so the schema's enum admits it.
+    cancel_reason = serializers.ChoiceField(choices=CancelReason.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Order

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,6 +22,12 @@ from .serializers import (
 
 
 class StorefrontView(APIView):
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, permission and throttle first
+        # PostgreSQL text cannot hold NUL, so a lookup with one would fail with a 500; such an id names nothing.
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise NotFound()
+
     @property
     def storefront(self):
         return self.request.auth.storefront

@@ -65,19 +65,21 @@ def test_seed_demo_is_idempotent(db, tmp_path, monkeypatch):
     credentials = json.loads((tmp_path / "demo.json").read_text())
     assert StorefrontAPIKey.objects.is_valid(credentials["api_key"])
     from django.contrib.auth import authenticate
+    from django.test import RequestFactory
 
-    assert authenticate(username="admin", password=credentials["admin_password"]) is not None
+    login_request = RequestFactory().post("/admin/login/")  # django-axes checks logins per request
+    assert authenticate(login_request, username="admin", password=credentials["admin_password"]) is not None
     # a stale credentials file (another database) gets a fresh, working password
     (tmp_path / "demo.json").write_text(json.dumps({**credentials, "admin_password": "stale"}))
     call_command("seed_demo", stdout=StringIO())
     fresh = json.loads((tmp_path / "demo.json").read_text())["admin_password"]
     fresh_staff = json.loads((tmp_path / "demo.json").read_text())["staff"]
-    assert fresh != "stale" and authenticate(username="admin", password=fresh) is not None
+    assert fresh != "stale" and authenticate(login_request, username="admin", password=fresh) is not None
     from django.contrib.auth.models import Group
 
     assert set(Group.objects.values_list("name", flat=True)) >= {"客服", "仓储", "财务", "运营", "主管"}
     for username, role in seed_demo.DEMO_STAFF.items():  # one working personal login per role
-        user = authenticate(username=username, password=fresh_staff[username])
+        user = authenticate(login_request, username=username, password=fresh_staff[username])
         assert user is not None and list(user.groups.values_list("name", flat=True)) == [role]
 
 
@@ -115,3 +117,15 @@ def test_servers_default_to_production_settings(module):
 
 def test_manage_py_keeps_the_dev_settings_with_the_sandbox_on():
     assert settings_seen_by(sys.executable, "manage.py", "shell", "-c", SHOW_SETTINGS) == "oms.settings.dev True"
+
+
+def test_schema_documents_the_error_answers(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["components"]["schemas"]["Error"]["required"] == ["code", "message"]
+    detail = schema["paths"]["/api/v1/orders/{order_no}/"]["get"]["responses"]
+    assert {"200", "401", "404", "429"} <= set(detail)
+    assert detail["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    create = schema["paths"]["/api/v1/orders/"]["post"]["responses"]
+    assert {"200", "201", "400", "401", "403", "409", "415", "429"} <= set(create)
+    lines = schema["components"]["schemas"]["OrderCreate"]["properties"]["lines"]
+    assert (lines["minItems"], lines["maxItems"]) == (1, 100)

@@ -28,6 +28,7 @@ from orders.risk import customer_risk_clear
 from payments import services as payment_services
 from payments.models import Refund
 from reminders.services import manual_reminder_record
+from tests.conftest import force_login_verified
 from workflows.cancellation import order_cancel
 
 ROLES = ["客服", "仓储", "财务", "运营", "主管"]
@@ -74,7 +75,7 @@ def paid(order: Order) -> Order:
 
 def admin_get(user, url: str) -> int:
     client = Client()
-    client.force_login(user)
+    force_login_verified(client, user)  # 财务 and 主管 pass two-factor first
     return client.get(url).status_code
 
 

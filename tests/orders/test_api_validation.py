@@ -122,6 +122,14 @@ INVALID = [
     case("payment_method", MISSING, "payment_method"),
     case("order_type", "flash_sale", "order_type"),
     case("remark", "备" * (settings.OMS_REMARK_MAX_LENGTH + 1), "remark", "too-long"),
+    # JSON types: a string field takes a string, an integer field an integer (found by schemathesis)
+    case("customer.mobile", 13800138000, "customer.mobile"),
+    case("shipping_address.postcode", 310000, "shipping_address.postcode"),
+    case("shipping_address.city", -5.4e-245, "shipping_address.city"),
+    case("external_id", 10001, "external_id"),
+    case("lines.0.quantity", "3", "lines[0].quantity"),
+    case("lines.0.quantity", True, "lines[0].quantity"),
+    case("lines.0.quantity", 2.5, "lines[0].quantity"),
 ]
 
 
@@ -373,3 +381,10 @@ def test_address_change_with_invalid_input_is_refused(body, field, api, create_o
     order = Order.objects.get(order_no=order_no)
     assert (order.receiver_phone, order.postcode, order.city) == ("13800138000", "310000", "杭州市")
     assert state() == before
+
+
+@pytest.mark.parametrize(("method", "suffix"), [("get", ""), ("get", "messages/"), ("post", "confirm-receipt/")])
+def test_an_order_number_with_a_nul_is_not_found_not_a_server_error(api, method, suffix):
+    """PostgreSQL refuses NUL in text, so the lookup must not get that far (it was a 500)."""
+    response = getattr(api, method)(f"/api/v1/orders/2026%00/{suffix}")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")

@@ -11,6 +11,7 @@ from django.test import Client
 
 from orders.models import Order, PiiAccess
 from orders.pii import mask_address, mask_mobile
+from tests.conftest import force_login_verified
 
 MOBILE = "13800138000"  # the default order body's customer and receiver
 
@@ -19,7 +20,7 @@ def login(role: str, django_user_model) -> tuple[Client, object]:
     user = django_user_model.objects.create_user(f"user-{role}", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     client = Client()
-    client.force_login(user)
+    force_login_verified(client, user)  # 主管 pass two-factor first
     return client, user
 
 

@@ -208,12 +208,13 @@ def test_report_page_renders_with_numbers(admin_client, report_data):
     assert re.findall(r"""(?:src|href)=["']?((?:https?:)?//[^"'\s>]*)""", page) == []
 
 
-def test_report_defaults_to_the_last_14_days(admin_client, clock, report_data):
+def test_report_defaults_to_the_last_14_days(admin_client, admin_user, clock, report_data):
     clock(at(3, 20, 9, 0))
     page = admin_client.get("/admin/reminders/report/").content.decode()
     assert "2026-03-07 至 2026-03-20" in page
     assert '<div class="big" id="rr-orders">4</div>' in page
     clock(at(3, 10, 9, 0) + timedelta(days=30))
+    admin_client.force_login(admin_user)  # a month later the idle session has long expired
     assert '<div class="big" id="rr-orders">0</div>' in admin_client.get("/admin/reminders/report/").content.decode()
 
 
