@@ -18,6 +18,8 @@ class Sku(models.Model):
         validators=[MinValueValidator(Decimal("0.00"))],
     )
     active = models.BooleanField(_("在售"), default=True)
+    bin_location = models.CharField(_("库位"), max_length=32, blank=True, help_text=_("例如：A-03-2"))
+    barcode = models.CharField(_("条码"), max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
@@ -34,6 +36,13 @@ class Warehouse(models.Model):
     code = models.CharField(_("仓库编码"), max_length=32, unique=True)
     name = models.CharField(_("仓库名称"), max_length=100)
     active = models.BooleanField(_("启用"), default=True)
+    provinces = models.JSONField(
+        _("覆盖省份"),
+        default=list,
+        blank=True,
+        help_text=_('该仓就近发货的省份，例如 ["浙江省", "上海市"]；分仓时优先选覆盖收货省份的仓'),
+    )
+    priority = models.PositiveSmallIntegerField(_("优先级"), default=100, help_text=_("数字越小越优先"))
 
     class Meta:
         verbose_name = _("仓库")

@@ -122,13 +122,141 @@ def stock_release(*, order_line_ids: Iterable[int]) -> int:
     )
 
 
-def stock_consume(*, order_line_ids: Iterable[int]) -> int:
-    """The units left the warehouse: deduct both on_hand and reserved. Returns units consumed."""
-    return _settle(
-        order_line_ids=order_line_ids,
-        to_status=Reservation.Status.CONSUMED,
-        deduct_on_hand=True,
+def stock_consume(*, warehouse_id: int, quantities: Mapping[int, int]) -> int:
+    """Units left `warehouse_id`: for each order line, take exactly `quantities[line_id]` units
+    off both on_hand and reserved, from the line's active reservations in that warehouse.
+
+    A reservation holding more than is shipped is split: the shipped part becomes a consumed
+    reservation, the rest stays active for the next parcel. Raises InsufficientStock if a
+    line has fewer units reserved there than it ships (the allocation put them elsewhere).
+    Returns the units consumed.
+    """
+    wanted = {line_id: qty for line_id, qty in quantities.items() if qty > 0}
+    if not wanted:
+        return 0
+    reservations = list(
+        Reservation.objects.select_for_update(of=("self",))
+        .filter(
+            order_line_id__in=list(wanted),
+            stock_level__warehouse_id=warehouse_id,
+            status=Reservation.Status.ACTIVE,
+        )
+        .order_by("pk")
     )
+    held: dict[int, int] = defaultdict(int)
+    for reservation in reservations:
+        held[reservation.order_line_id] += reservation.quantity
+    short = {
+        str(line_id): {"requested": qty, "reserved": held[line_id]}
+        for line_id, qty in wanted.items()
+        if held[line_id] < qty
+    }
+    if short:
+        raise InsufficientStock(_("发货数量超过该仓为订单行预占的数量"), details=short)
+
+    now = timezone.now()
+    per_level: dict[int, int] = defaultdict(int)
+    consumed_whole: list[int] = []
+    shrunk: list[Reservation] = []
+    split_off: list[Reservation] = []
+    remaining = dict(wanted)
+    for reservation in reservations:
+        take = min(reservation.quantity, remaining[reservation.order_line_id])
+        if take == 0:
+            continue
+        remaining[reservation.order_line_id] -= take
+        per_level[reservation.stock_level_id] += take
+        if take == reservation.quantity:
+            consumed_whole.append(reservation.pk)
+        else:
+            reservation.quantity -= take
+            reservation.updated_at = now
+            shrunk.append(reservation)
+            split_off.append(
+                Reservation(
+                    order_line_id=reservation.order_line_id,
+                    stock_level_id=reservation.stock_level_id,
+                    quantity=take,
+                    status=Reservation.Status.CONSUMED,
+                )
+            )
+    levels = list(StockLevel.objects.select_for_update().filter(pk__in=list(per_level)).order_by("pk"))
+    for level in levels:
+        level.reserved -= per_level[level.pk]
+        level.on_hand -= per_level[level.pk]
+        level.updated_at = now
+    StockLevel.objects.bulk_update(levels, ["reserved", "on_hand", "updated_at"])
+    if consumed_whole:
+        Reservation.objects.filter(pk__in=consumed_whole).update(status=Reservation.Status.CONSUMED, updated_at=now)
+    if shrunk:
+        Reservation.objects.bulk_update(shrunk, ["quantity", "updated_at"])
+        Reservation.objects.bulk_create(split_off)
+    return sum(per_level.values())
+
+
+def stock_holdings(*, order_line_ids: Iterable[int]) -> dict[int, dict[int, int]]:
+    """{order_line_id: {warehouse_id: units reserved there}} for the lines' active reservations."""
+    holdings: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    rows = (
+        Reservation.objects.filter(order_line_id__in=list(order_line_ids), status=Reservation.Status.ACTIVE)
+        .values_list("order_line_id", "stock_level__warehouse_id")
+        .annotate(units=Sum("quantity"))
+    )
+    for line_id, warehouse_id, units in rows:
+        holdings[line_id][warehouse_id] += units
+    return {line_id: dict(per_wh) for line_id, per_wh in holdings.items()}
+
+
+def stock_lock_for_allocation(*, sku_ids: Iterable[int]) -> dict[tuple[int, int], StockLevel]:
+    """Lock every active warehouse's stock rows of these SKUs, in primary-key order (the same
+    order as order_create, so the two cannot deadlock). {(sku_id, warehouse_id): level}.
+    """
+    levels = (
+        StockLevel.objects.select_for_update(of=("self",))
+        .filter(sku_id__in=list(sku_ids), warehouse__active=True)
+        .order_by("pk")
+    )
+    return {(level.sku_id, level.warehouse_id): level for level in levels}
+
+
+def stock_reallocate(
+    *,
+    levels: Mapping[tuple[int, int], StockLevel],
+    lines: Mapping[int, int],
+    targets: Mapping[int, Mapping[int, int]],
+) -> None:
+    """Move order lines' reservations to the warehouses allocation chose.
+
+    `levels` comes from stock_lock_for_allocation in the same transaction (the rows are
+    locked); `lines` is {order_line_id: sku_id}; `targets` is {order_line_id: {warehouse_id:
+    units}}. The line's active reservations are released and new ones made where it ships
+    from; the check constraints still refuse a warehouse that cannot hold them.
+    """
+    if not targets:
+        return
+    now = timezone.now()
+    active = list(
+        Reservation.objects.select_for_update(of=("self",))
+        .filter(order_line_id__in=list(targets), status=Reservation.Status.ACTIVE)
+        .select_related("stock_level")
+    )
+    by_pk = {level.pk: level for level in levels.values()}
+    for reservation in active:
+        level = by_pk[reservation.stock_level_id]
+        level.reserved -= reservation.quantity
+    new = []
+    for line_id, per_wh in targets.items():
+        for warehouse_id, units in per_wh.items():
+            level = levels[(lines[line_id], warehouse_id)]
+            level.reserved += units
+            new.append(Reservation(order_line_id=line_id, stock_level_id=level.pk, quantity=units))
+    for level in by_pk.values():
+        if level.reserved > level.on_hand:
+            raise InsufficientStock(details={level.sku.code: {"warehouse": level.warehouse_id}})
+        level.updated_at = now
+    StockLevel.objects.bulk_update(list(by_pk.values()), ["reserved", "updated_at"])
+    Reservation.objects.filter(pk__in=[r.pk for r in active]).update(status=Reservation.Status.RELEASED, updated_at=now)
+    Reservation.objects.bulk_create(new)
 
 
 class StockAdjustmentRefused(DomainError):

@@ -36,6 +36,14 @@ CUSTOMER_SERVICE = [
     "reminders.view_customercontactpreference",
     "reminders.add_customercontactpreference",
     "reminders.change_customercontactpreference",
+    *[f"fulfillment.view_{m}" for m in ("shipment", "shipmentline", "trackingevent", "logisticsexception")],
+    "fulfillment.change_logisticsexception",
+    "fulfillment.resolve_exception",
+    "fulfillment.merge_shipment",
+]
+
+FULFILLMENT_READ = [
+    *[f"fulfillment.view_{m}" for m in ("shipment", "shipmentline", "trackingevent", "logisticsexception", "pickwave")],
 ]
 
 WAREHOUSE = [
@@ -50,6 +58,15 @@ WAREHOUSE = [
     "inventory.adjust_stock",
     "inventory.view_stockmovement",
     "inventory.view_reservation",
+    *FULFILLMENT_READ,
+    "fulfillment.change_shipment",
+    "fulfillment.pick_shipment",
+    "fulfillment.merge_shipment",
+    "fulfillment.correct_tracking",
+    "fulfillment.import_shipments",
+    "fulfillment.add_pickwave",
+    "fulfillment.view_trackingpush",
+    "fulfillment.view_trackingsubscription",
 ]
 
 FINANCE = [
@@ -69,6 +86,8 @@ FINANCE = [
     "payments.view_statementimport",
     "payments.add_statementimport",
     "payments.view_statementline",
+    "fulfillment.view_shipment",
+    "fulfillment.view_shipmentline",
 ]
 
 OPERATIONS = [
@@ -90,6 +109,9 @@ OPERATIONS = [
     "reminders.view_customercontactpreference",
     "django_celery_beat.view_periodictask",
     "django_celery_beat.change_periodictask",
+    "inventory.view_warehouse",
+    "inventory.change_warehouse",  # covered provinces and priority steer allocation
+    *FULFILLMENT_READ,
 ]
 
 SUPERVISOR_ONLY = ["orders.view_piiaccess"]

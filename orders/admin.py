@@ -117,7 +117,6 @@ def pii_remember_reveal(request, order: Order) -> None:
 SERVICE_FOR_TRANSITION = {
     "approve": lambda order, actor, **kw: services.order_approve(order=order, actor=actor),
     "confirm_cod": lambda order, actor, **kw: services.order_confirm_cod(order=order, actor=actor),
-    "ship": lambda order, actor, **kw: services.order_ship(order=order, actor=actor, **kw),
     "complete": lambda order, actor, **kw: services.order_complete(order=order, actor=actor),
     "cancel": lambda order, actor, **kw: order_cancel(order=order, actor=actor, **kw),
 }

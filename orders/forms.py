@@ -1,10 +1,10 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .models import CancelReason
+from .models import SYSTEM_CANCEL_REASONS, CancelReason
 
-# Timeout closes come only from the sweep; staff pick one of the other reasons.
-STAFF_CANCEL_REASONS = [(value, label) for value, label in CancelReason.choices if value != CancelReason.TIMEOUT]
+# Timeout closes and refused parcels come only from the system; staff pick one of the others.
+STAFF_CANCEL_REASONS = [(value, label) for value, label in CancelReason.choices if value not in SYSTEM_CANCEL_REASONS]
 
 
 class CancelForm(forms.Form):
@@ -15,8 +15,3 @@ class CancelForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
-
-
-class ShipForm(forms.Form):
-    carrier = forms.CharField(label=_("承运商"), max_length=64)
-    tracking_no = forms.CharField(label=_("运单号"), max_length=64)

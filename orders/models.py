@@ -113,8 +113,12 @@ class CancelReason(models.TextChoices):
     OUT_OF_STOCK = "out_of_stock", _("缺货")
     ADDRESS_ISSUE = "address_issue", _("地址无法送达")
     RISK = "risk", _("风控拦截")
+    REFUSED = "refused", _("拒收退回")
     OTHER = "other", _("其他")
 
+
+# Reasons only the system gives: the timeout sweep, a refused cash-on-delivery parcel.
+SYSTEM_CANCEL_REASONS = [CancelReason.TIMEOUT, CancelReason.REFUSED]
 
 # Reasons a customer may give through the storefront API; the rest are for staff and jobs.
 CUSTOMER_CANCEL_REASONS = [
@@ -123,6 +127,13 @@ CUSTOMER_CANCEL_REASONS = [
     CancelReason.DUPLICATE,
     CancelReason.OTHER,
 ]
+
+
+class FulfillmentStatus(models.TextChoices):
+    UNFULFILLED = "unfulfilled", _("未发货")
+    PARTIALLY_SHIPPED = "partially_shipped", _("部分发货")
+    SHIPPED = "shipped", _("已全部发货")
+    DELIVERED = "delivered", _("已签收")
 
 
 class ReviewFlag(models.TextChoices):
@@ -142,6 +153,15 @@ def has_no_review_flags(order: Order) -> bool:
 
 def is_cash_on_delivery(order: Order) -> bool:
     return order.payment_method == PaymentMethod.COD
+
+
+def collected_unless_cod(order: Order) -> bool:
+    """A cash-on-delivery order is never completed with nothing collected."""
+    return order.payment_method != PaymentMethod.COD or order.paid_total > ZERO
+
+
+def cod_with_nothing_collected(order: Order) -> bool:
+    return order.payment_method == PaymentMethod.COD and order.paid_total == ZERO
 
 
 def closed_unpaid_by_timeout(order: Order) -> bool:
@@ -172,6 +192,12 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         choices=OrderStatus.choices,
         default=S.PENDING_PAYMENT,
         protected=True,
+    )
+    fulfillment_status = models.CharField(
+        _("发货进度"),
+        max_length=20,
+        choices=FulfillmentStatus.choices,
+        default=FulfillmentStatus.UNFULFILLED,
     )
 
     # customer snapshot
@@ -297,18 +323,17 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         field=status,
         source=S.AWAITING_SHIPMENT,
         target=S.SHIPPED,
-        custom={"admin": True, "label": _("发货"), "form": "orders.forms.ShipForm"},
-        permission="orders.ship_order",  # hides the admin button; the service checks it too
+        custom={"admin": False, "label": _("发货")},
     )
-    def ship(self, *, carrier: str, tracking_no: str, at) -> None:
-        self.carrier = carrier
-        self.tracking_no = tracking_no
-        self.shipped_at = at
+    def ship(self, *, at) -> None:
+        """Every unit is in a parcel that left (or was cancelled): fulfillment moves the order."""
+        self.shipped_at = self.shipped_at or at
 
     @transition(
         field=status,
         source=S.SHIPPED,
         target=S.COMPLETED,
+        conditions=[collected_unless_cod],
         custom={"admin": True, "label": _("确认收货")},
         permission="orders.complete_order",  # hides the admin button; the service checks it too
     )
@@ -343,6 +368,18 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         self.paid_at = at
         self.cancelled_at = None
 
+    @transition(
+        field=status,
+        source=S.SHIPPED,
+        target=S.CANCELLED,
+        conditions=[cod_with_nothing_collected],
+        custom={"admin": False, "label": _("拒收退回")},
+    )
+    def cancel_refused(self, *, at) -> None:
+        """A cash-on-delivery parcel the customer refused came back: nothing was paid."""
+        self.cancel_reason = CancelReason.REFUSED
+        self.cancelled_at = at
+
     @property
     def is_before_shipment(self) -> bool:
         return self.status in BEFORE_SHIPMENT
@@ -367,6 +404,7 @@ class OrderLine(models.Model):
     quantity = models.PositiveIntegerField(_("数量"))
     line_total = models.DecimalField(_("小计"), **MONEY)
     discount = models.DecimalField(_("分摊优惠"), default=ZERO, **MONEY)
+    cancelled_quantity = models.PositiveIntegerField(_("已取消数量"), default=0)
 
     class Meta:
         verbose_name = _("订单行")
@@ -442,6 +480,14 @@ class OrderEvent(models.Model):
         CASE_OPENED = "case_opened", _("转财务复核")
         MANUAL_REMINDER = "manual_reminder", _("人工催付")
         REMINDER_SENT = "reminder_sent", _("发送提醒")
+        ALLOCATED = "allocated", _("分仓")
+        SHIPMENT_SHIPPED = "shipment_shipped", _("包裹发出")
+        SHIPMENTS_MERGED = "shipments_merged", _("合单")
+        TRACKING_CORRECTED = "tracking_corrected", _("更正运单号")
+        DELIVERED = "delivered", _("签收")
+        LOGISTICS_EXCEPTION = "logistics_exception", _("物流异常")
+        RETURNED = "returned", _("退回入库")
+        CANCEL_REFUSED = "cancel_refused", _("拒收退回")
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("订单"))
     type = models.CharField(_("事件"), max_length=32, choices=Type.choices)

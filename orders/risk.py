@@ -27,8 +27,11 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
     now = now or timezone.now()
     window_start = now - timedelta(days=settings.OMS_RISK_WINDOW_DAYS)
     threshold = settings.OMS_RISK_TIMEOUT_CLOSES
+    # Refused cash-on-delivery parcels count like orders left unpaid: both cost the shop.
     timeout_closes = Order.objects.filter(
-        customer_mobile__in=mobiles, cancel_reason=CancelReason.TIMEOUT, cancelled_at__gte=window_start
+        customer_mobile__in=mobiles,
+        cancel_reason__in=[CancelReason.TIMEOUT, CancelReason.REFUSED],
+        cancelled_at__gte=window_start,
     ).order_by()
     candidates = dict(timeout_closes.values_list("customer_mobile").annotate(n=Count("pk")).filter(n__gte=threshold))
     if not candidates:
@@ -45,7 +48,10 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
             cleared.append(mobile)
 
     def reason(count: int) -> str:
-        return _("%(days)d 天内 %(n)d 个订单超时未付款被关闭") % {"days": settings.OMS_RISK_WINDOW_DAYS, "n": count}
+        return _("%(days)d 天内 %(n)d 个订单超时未付款被关闭或拒收") % {
+            "days": settings.OMS_RISK_WINDOW_DAYS,
+            "n": count,
+        }
 
     if cleared:
         since_clearing = dict(

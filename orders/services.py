@@ -27,7 +27,6 @@ from django_fsm import can_proceed
 
 from inventory.models import Sku
 from inventory.services import (
-    stock_consume,
     stock_lock_and_plan,
     stock_release,
     stock_release_for_orders,
@@ -44,16 +43,20 @@ from oms.errors import (
     ValidationFailed,
     require_permission,
 )
+from oms.jobs import enqueue_on_commit
 
 from .events import Actor, order_event_record, order_events_record_many
 
 # Actor and the event writers live in orders.events; they stay importable from here.
 __all__ = ["Actor", "order_event_record", "order_events_record_many"]
 from .models import (
+    SYSTEM_CANCEL_REASONS,
     ZERO,
+    ActorKind,
     CancelReason,
     Coupon,
     CustomerRiskFlag,
+    FulfillmentStatus,
     Order,
     OrderEvent,
     OrderLine,
@@ -328,6 +331,10 @@ def _transition(
         reason=event_reason,
         **(event_data or {}),
     )
+    if order.status == OrderStatus.AWAITING_SHIPMENT and settings.OMS_RELEASE_DELAY_MINUTES == 0:
+        # 待发货: fulfillment allocates it to warehouses (its clock catches a lost message, and
+        # with a release delay it is the clock that allocates).
+        enqueue_on_commit("fulfillment.tasks.allocate_order", order.pk)
     return order
 
 
@@ -410,24 +417,77 @@ def order_confirm_cod(*, order: Order, actor: Actor) -> Order:
         return _transition(order, "confirm_cod", actor, at=timezone.now())
 
 
-def order_ship(*, order: Order, actor: Actor, carrier: str, tracking_no: str) -> Order:
-    """Minimal shipping: one package for the whole order. Fulfillment deepens this later."""
-    actor.require("orders.ship_order")
-    if not carrier.strip() or not tracking_no.strip():
-        raise ValidationFailed(fields={"tracking_no": [_("请填写承运商和运单号")]})
-    with transaction.atomic():
-        order = _lock(order)
-        _require(order, "ship")
-        stock_consume(order_line_ids=order.lines.values_list("pk", flat=True))
-        return _transition(
-            order,
-            "ship",
-            actor,
-            event_data={"carrier": carrier, "tracking_no": tracking_no},
-            carrier=carrier.strip(),
-            tracking_no=tracking_no.strip(),
-            at=timezone.now(),
+def orders_lock(*, order_ids: list[int]) -> list[Order]:
+    """Lock several orders in primary-key order (fulfillment and merged parcels touch many)."""
+    return list(Order.objects.select_for_update().filter(pk__in=order_ids).order_by("pk"))
+
+
+def order_fulfillment_record(
+    *,
+    order: Order,
+    actor: Actor,
+    fulfillment_status: str,
+    carrier: str = "",
+    tracking_no: str = "",
+    delivered_at: datetime | None = None,
+) -> Order:
+    """Fulfillment tells the order where its units are. The caller holds the order's row lock.
+
+    `shipped` moves a 待发货 order to 已发货 (the ship transition, with its event);
+    `delivered` sets delivered_at, from which the receipt auto-confirmation counts. The
+    order keeps the last parcel's carrier and tracking number for a one-line answer.
+    """
+    fields = ["fulfillment_status", "updated_at"]
+    order.fulfillment_status = fulfillment_status
+    if carrier:
+        order.carrier, order.tracking_no = carrier, tracking_no
+        fields += ["carrier", "tracking_no"]
+    if fulfillment_status == FulfillmentStatus.DELIVERED and delivered_at and order.delivered_at is None:
+        order.delivered_at = delivered_at
+        fields.append("delivered_at")
+        order_event_record(
+            order=order, type=OrderEvent.Type.DELIVERED, actor=actor, delivered_at=delivered_at.isoformat()
         )
+    if (
+        fulfillment_status in (FulfillmentStatus.SHIPPED, FulfillmentStatus.DELIVERED)
+        and order.status == OrderStatus.AWAITING_SHIPMENT
+    ):
+        order.save(update_fields=fields)
+        return _transition(
+            order, "ship", actor, event_data={"carrier": carrier, "tracking_no": tracking_no}, at=timezone.now()
+        )
+    order.save(update_fields=fields)
+    return order
+
+
+def order_lines_cancel_units(*, order: Order, quantities: dict[int, int]) -> Order:
+    """Units of lines that will never ship (refunded before shipment). The caller holds the lock."""
+    lines = {line.pk: line for line in order.lines.filter(pk__in=list(quantities))}
+    for line_id, qty in quantities.items():
+        line = lines[line_id]
+        if qty < 0 or line.cancelled_quantity + qty > line.quantity:
+            raise ValidationFailed(fields={"quantity": [_("取消数量超过订单行数量")]})
+        line.cancelled_quantity += qty
+    OrderLine.objects.bulk_update(list(lines.values()), ["cancelled_quantity"])
+    return order
+
+
+def order_cancel_refused(*, order: Order, actor: Actor, now: datetime | None = None) -> Order:
+    """拒收退回: a cash-on-delivery parcel came back refused with nothing collected. The order is
+    cancelled with reason `refused`, and the refusal counts toward the customer's risk flag.
+    The caller (fulfillment) has put the units back in stock and holds the order's lock.
+    """
+    now = now or timezone.now()
+    _transition(
+        order,
+        "cancel_refused",
+        actor,
+        event_reason=str(CancelReason.REFUSED.label),
+        event_data={"reason_code": CancelReason.REFUSED.value},
+        at=now,
+    )
+    customer_risk_refresh(mobiles={order.customer_mobile}, now=now)
+    return order
 
 
 def order_complete(*, order: Order, actor: Actor) -> Order:
@@ -449,11 +509,16 @@ def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "", ref
     (RefundRequired) rather than keep the customer's money without a refund.
     """
     actor.require("orders.cancel_order")
-    if reason not in CancelReason.values:
+    if reason not in CancelReason.values or (actor.kind != ActorKind.SYSTEM and reason in SYSTEM_CANCEL_REASONS):
         raise ValidationFailed(fields={"reason": [_("无效的取消原因")]})
     with transaction.atomic():
         order = _lock(order)
         _require(order, "cancel")
+        if order.fulfillment_status != FulfillmentStatus.UNFULFILLED:
+            raise InvalidTransition(
+                _("订单已有包裹发出，不能整单取消，请走售后"),
+                details={"status": order.status, "fulfillment_status": order.fulfillment_status, "action": "cancel"},
+            )
         was_unpaid = order.paid_total == ZERO  # also a confirmed cash-on-delivery order
         if not was_unpaid and not refund_follows:
             raise RefundRequired(details={"paid_total": str(order.paid_total)})
@@ -507,7 +572,7 @@ def order_change_address(*, order: Order, actor: Actor, address: dict[str, str])
     actor.require("orders.change_address")
     with transaction.atomic():
         order = _lock(order)
-        if not order.is_before_shipment:
+        if not order.is_before_shipment or order.fulfillment_status != FulfillmentStatus.UNFULFILLED:
             raise InvalidTransition(
                 _("订单已发货或已结束，不能修改地址"),
                 details={"status": order.status, "action": "change_address"},
@@ -605,9 +670,16 @@ def order_confirm_receipt_overdue(*, now: datetime | None = None, batch_size: in
     shipment, or OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY days after delivery, whichever is first.
     """
     now = now or timezone.now()
-    due = Order.objects.filter(status=OrderStatus.SHIPPED).filter(
-        Q(shipped_at__lte=now - timedelta(days=settings.OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT))
-        | Q(delivered_at__lte=now - timedelta(days=settings.OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY))
+    due = (
+        Order.objects.filter(status=OrderStatus.SHIPPED)
+        .exclude(
+            payment_method=PaymentMethod.COD,
+            paid_total=ZERO,  # a COD order completes only once collected
+        )
+        .filter(
+            Q(shipped_at__lte=now - timedelta(days=settings.OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT))
+            | Q(delivered_at__lte=now - timedelta(days=settings.OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY))
+        )
     )
     actor = Actor.system("confirm_receipt_overdue")
     done = 0

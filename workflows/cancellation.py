@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from fulfillment.services import shipments_cancel_for_order
 from orders import services as order_services
 from orders.events import Actor
 from orders.models import ZERO, Order
@@ -12,12 +13,13 @@ from payments.services import refund_request_full
 
 
 def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "") -> Order:
-    """Cancel before anything ships: release stock, give back the coupon use, and when money
+    """Cancel before anything ships: its parcels not yet handed over are cancelled, release stock, give back the coupon use, and when money
     was received, request a full refund through each original route in the same transaction.
     A failure anywhere rolls back all of it: no cancelled order keeps its money unrefunded.
     """
     with transaction.atomic():
         order = order_services.order_cancel(order=order, actor=actor, reason=reason, note=note, refund_follows=True)
+        shipments_cancel_for_order(order=order, actor=actor)
         if order.paid_total > ZERO:
             refund_request_full(order=order, reason=_("订单取消"), actor=actor)
     return order

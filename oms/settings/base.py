@@ -249,6 +249,19 @@ OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY = env.int("OMS_AUTO_CONFIRM_DAYS_AFTER_DELI
 OMS_RISK_TIMEOUT_CLOSES = env.int("OMS_RISK_TIMEOUT_CLOSES", default=3)
 OMS_RISK_WINDOW_DAYS = env.int("OMS_RISK_WINDOW_DAYS", default=30)
 
+# --- Fulfillment -------------------------------------------------------------------
+OMS_SHIP_WITHIN_HOURS = env.int("OMS_SHIP_WITHIN_HOURS", default=48)
+OMS_PICKUP_ALERT_HOURS = env.int("OMS_PICKUP_ALERT_HOURS", default=24)
+OMS_TRACKING_STALE_HOURS = env.int("OMS_TRACKING_STALE_HOURS", default=48)
+# Minutes a paid order waits before allocation, so late changes and merged parcels happen first.
+OMS_RELEASE_DELAY_MINUTES = env.int("OMS_RELEASE_DELAY_MINUTES", default=0)
+# Put a new order's units into a pending parcel of the same customer, address and warehouse.
+OMS_AUTO_MERGE = env.bool("OMS_AUTO_MERGE", default=True)
+KUAIDI100_KEY = env.str("KUAIDI100_KEY", default="")
+KUAIDI100_CUSTOMER = env.str("KUAIDI100_CUSTOMER", default="")
+KUAIDI100_SALT = env.str("KUAIDI100_SALT", default="")
+KUAIDI100_POLL_URL = env.str("KUAIDI100_POLL_URL", default="https://poll.kuaidi100.com/poll")
+
 # --- Payment gateways -----------------------------------------------------------
 # A channel with real credentials (ALIPAY_APP_ID / WECHATPAY_MCHID) talks to its gateway. One
 # without them talks to the built-in sandbox gateway (its keys live in SANDBOX_KEY_DIR) only
@@ -257,6 +270,9 @@ OMS_RISK_WINDOW_DAYS = env.int("OMS_RISK_WINDOW_DAYS", default=30)
 # off unless the settings module turns it on: dev and test do, prod only on request (staging).
 # The adapters and the verification code are the same either way; only base URLs and keys differ.
 OMS_SANDBOX_ENABLED = env.bool("OMS_SANDBOX_ENABLED", default=False)
+# The sandbox carrier (fulfillment.sandbox) pushes really signed Kuaidi100-format tracking; it
+# follows the sandbox gateway's switch unless set on its own, and is off in production.
+OMS_CARRIER_SANDBOX_ENABLED = env.bool("OMS_CARRIER_SANDBOX_ENABLED", default=OMS_SANDBOX_ENABLED)
 # The online channels this shop takes payments on; the deploy check asks only these for credentials.
 OMS_PAYMENT_CHANNELS = env.list("OMS_PAYMENT_CHANNELS", default=["alipay", "wechatpay"])
 ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")

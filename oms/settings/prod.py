@@ -24,3 +24,4 @@ EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 # The sandbox gateway's cashier marks orders paid without money: only a staging site turns it on.
 OMS_SANDBOX_ENABLED = env.bool("OMS_SANDBOX_ENABLED", default=False)
+OMS_CARRIER_SANDBOX_ENABLED = env.bool("OMS_CARRIER_SANDBOX_ENABLED", default=OMS_SANDBOX_ENABLED)

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from orders import services
 from orders.selectors import order_for_storefront
 from payments.services import payment_start
+from workflows.address import order_change_address
 from workflows.cancellation import order_cancel
 
 from .serializers import (
@@ -109,7 +110,7 @@ class OrderAddressView(StorefrontView):
         serializer = AddressPatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         address = {key: value for key, value in serializer.validated_data.items() if key in request.data}
-        order = services.order_change_address(order=self.get_order(order_no), actor=self.actor, address=address)
+        order = order_change_address(order=self.get_order(order_no), actor=self.actor, address=address)
         return self.respond(order)
 
 

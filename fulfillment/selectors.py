@@ -1,0 +1,59 @@
+"""Reads of parcels that several screens and APIs share."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from orders.models import Order, OrderStatus
+
+from .models import Shipment, ShipmentLine, ShipmentStatus, TrackingEvent
+
+
+def shipments_for_order(order: Order) -> QuerySet[Shipment] | list[Shipment]:
+    """An order's parcels (cancelled ones left out), with lines and tracking, in three queries.
+
+    An unpaid order has none, and costs no query.
+    """
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        return []
+    return (
+        Shipment.objects.filter(lines__order_id=order.pk)
+        .exclude(status=ShipmentStatus.CANCELLED)
+        .distinct()
+        .select_related("warehouse")
+        .prefetch_related(
+            Prefetch(
+                "lines",
+                queryset=ShipmentLine.objects.filter(order_id=order.pk).select_related("order_line"),
+                to_attr="order_lines",
+            ),
+            Prefetch("tracking_events", queryset=TrackingEvent.objects.order_by("time", "pk"), to_attr="tracking"),
+        )
+        .order_by("created_at", "pk")
+    )
+
+
+def shipment_as_json(shipment: Shipment, *, with_tracking: bool = True) -> dict:
+    """The public shape of a parcel (DESIGN.md, order JSON `shipments[]`)."""
+    lines = getattr(shipment, "order_lines", None)
+    if lines is None:
+        lines = list(shipment.lines.select_related("order_line"))
+    body = {
+        "shipment_no": shipment.shipment_no,
+        "status": shipment.status,
+        "status_display": shipment.get_status_display(),
+        "warehouse": shipment.warehouse.code,
+        "carrier": shipment.carrier,
+        "tracking_no": shipment.tracking_no,
+        "shipped_at": shipment.shipped_at.isoformat() if shipment.shipped_at else None,
+        "delivered_at": shipment.delivered_at.isoformat() if shipment.delivered_at else None,
+        "lines": [{"sku": line.order_line.sku_code, "quantity": line.quantity} for line in lines],
+    }
+    if with_tracking:
+        events = getattr(shipment, "tracking", None)
+        if events is None:
+            events = list(shipment.tracking_events.order_by("time", "pk"))
+        body["tracking"] = [
+            {"time": event.time.isoformat(), "state": event.state, "context": event.context} for event in events
+        ]
+    return body
