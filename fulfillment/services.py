@@ -42,6 +42,7 @@ from payments.services import cod_collect
 
 from .models import (
     OPEN_STATUSES,
+    LogisticsException,
     SHIPPED_STATUSES,
     TRACKING_FORMATS,
     Carrier,
@@ -780,3 +781,50 @@ def order_units_shipped(order: Order) -> dict[int, int]:
         .annotate(units=Sum("quantity"))
         .order_by()
     )
+
+
+# --- logistics exceptions ------------------------------------------------------------------
+
+
+def logistics_exception_open(
+    *, shipment: Shipment, kind: str, last_event: str = "", actor: Actor
+) -> LogisticsException:
+    """Open (once: one open exception per parcel and kind) a case for customer service, and put
+    it on each order's timeline. Safe to call again while it is open: returns the open one.
+    """
+    with transaction.atomic():
+        existing = LogisticsException.objects.filter(shipment=shipment, kind=kind, resolved_at__isnull=True).first()
+        if existing is not None:
+            return existing
+        case = LogisticsException.objects.create(shipment=shipment, kind=kind, last_event=last_event[:500])
+        for order in Order.objects.filter(pk__in=_order_ids_of([shipment.pk])):
+            order_event_record(
+                order=order,
+                type=OrderEvent.Type.LOGISTICS_EXCEPTION,
+                actor=actor,
+                shipment_no=shipment.shipment_no,
+                kind=kind,
+                kind_display=str(LogisticsException.Kind(kind).label),
+                last_event=last_event[:200],
+            )
+    return case
+
+
+def logistics_exception_resolve(
+    *, case: LogisticsException, actor: Actor, outcome: str, note: str = ""
+) -> LogisticsException:
+    """Customer service closes a case with an outcome (reship, intercept, contact, claim, closed)."""
+    actor.require("fulfillment.resolve_exception")
+    if outcome not in LogisticsException.Outcome.values:
+        raise ValidationFailed(fields={"outcome": [_("请选择处理结果")]})
+    with transaction.atomic():
+        case = LogisticsException.objects.select_for_update().get(pk=case.pk)
+        if case.resolved_at is not None:
+            raise InvalidTransition(_("该异常已处理"), details={"action": "resolve", "outcome": case.outcome})
+        case.resolved_at = timezone.now()
+        case.resolved_by = actor.user
+        case.outcome = outcome
+        case.note = note[:500]
+        case.owner = case.owner or actor.user
+        case.save()
+    return case
