@@ -42,10 +42,10 @@ from payments.services import cod_collect
 
 from .models import (
     OPEN_STATUSES,
-    LogisticsException,
     SHIPPED_STATUSES,
     TRACKING_FORMATS,
     Carrier,
+    LogisticsException,
     PickWave,
     Shipment,
     ShipmentLine,
