@@ -448,15 +448,30 @@ def order_fulfillment_record(
         order_event_record(
             order=order, type=OrderEvent.Type.DELIVERED, actor=actor, delivered_at=delivered_at.isoformat()
         )
+    order.save(update_fields=fields)
     if (
         fulfillment_status in (FulfillmentStatus.SHIPPED, FulfillmentStatus.DELIVERED)
         and order.status == OrderStatus.AWAITING_SHIPMENT
     ):
-        order.save(update_fields=fields)
-        return _transition(
-            order, "ship", actor, event_data={"carrier": carrier, "tracking_no": tracking_no}, at=timezone.now()
+        return order_mark_shipped(order=order, actor=actor)
+    return order
+
+
+def order_mark_shipped(*, order: Order, actor: Actor) -> Order:
+    """已发货: every unit of the order is in a parcel that left, or cancelled. Fulfillment calls
+    this (through order_fulfillment_record) with the order locked; anything else is refused.
+    """
+    with transaction.atomic():
+        locked = _lock(order)
+        _require(locked, "ship")
+        _transition(
+            locked,
+            "ship",
+            actor,
+            event_data={"carrier": locked.carrier, "tracking_no": locked.tracking_no},
+            at=timezone.now(),
         )
-    order.save(update_fields=fields)
+    order.refresh_from_db(fields=["status", "shipped_at", "updated_at"])
     return order
 
 

@@ -26,6 +26,16 @@ from tests.inventory.conftest import levels, line_ids, reservations
 
 pytestmark = pytest.mark.django_db
 
+
+def consume_all(*, order_line_ids) -> int:
+    """Ship every unit still reserved for these lines, warehouse by warehouse."""
+    held: dict[int, dict[int, int]] = {}
+    for r in Reservation.objects.filter(order_line_id__in=list(order_line_ids), status=Reservation.Status.ACTIVE):
+        per_line = held.setdefault(r.stock_level.warehouse_id, {})
+        per_line[r.order_line_id] = per_line.get(r.order_line_id, 0) + r.quantity
+    return sum(stock_consume(warehouse_id=wh, quantities=q) for wh, q in held.items())
+
+
 ACTIVE, RELEASED, CONSUMED = Reservation.Status.ACTIVE, Reservation.Status.RELEASED, Reservation.Status.CONSUMED
 
 
@@ -188,7 +198,7 @@ def test_release_of_a_line_split_across_warehouses(stocked, place):
     assert reservations(order) == [("HZ01", 2, RELEASED), ("GZ01", 2, RELEASED)]
 
 
-@pytest.mark.parametrize("first", [stock_release, stock_consume], ids=["after-release", "after-consume"])
+@pytest.mark.parametrize("first", [stock_release, consume_all], ids=["after-release", "after-consume"])
 def test_release_of_lines_that_hold_nothing_changes_nothing(first, stocked, place):
     sku = stocked("A", hz=10)
     order = place(sku, 3)
@@ -208,21 +218,45 @@ def test_consume_deducts_on_hand_and_reserved(stocked, place):
     sku = stocked("A", hz=2, gz=5)
     order, other = place(sku, 4), place(sku, 1)
 
-    assert stock_consume(order_line_ids=line_ids(order)) == 4
+    assert consume_all(order_line_ids=line_ids(order)) == 4
 
     assert levels(sku) == [("HZ01", 0, 0), ("GZ01", 3, 1)]
     assert reservations(order) == [("HZ01", 2, CONSUMED), ("GZ01", 2, CONSUMED)]
     assert reservations(other) == [("GZ01", 1, ACTIVE)]
 
 
-@pytest.mark.parametrize("first", [stock_release, stock_consume], ids=["after-release", "after-consume"])
+def test_consume_takes_exactly_the_units_shipped_and_keeps_the_rest_reserved(stocked, place, main_warehouse):
+    sku = stocked("A", hz=10)
+    order = place(sku, 3)
+    (line_id,) = line_ids(order)
+
+    assert stock_consume(warehouse_id=main_warehouse.pk, quantities={line_id: 1}) == 1
+
+    assert levels(sku) == [("HZ01", 9, 2)]
+    assert sorted(reservations(order)) == [("HZ01", 1, CONSUMED), ("HZ01", 2, ACTIVE)]
+    assert stock_consume(warehouse_id=main_warehouse.pk, quantities={line_id: 2}) == 2
+    assert levels(sku) == [("HZ01", 7, 0)]
+
+
+def test_consume_more_than_the_warehouse_holds_for_the_line_is_refused(stocked, place, main_warehouse):
+    sku = stocked("A", hz=10)
+    order = place(sku, 2)
+    before = (all_stock(), all_reservations())
+
+    with pytest.raises(InsufficientStock):
+        stock_consume(warehouse_id=main_warehouse.pk, quantities={line_ids(order)[0]: 3})
+
+    assert (all_stock(), all_reservations()) == before
+
+
+@pytest.mark.parametrize("first", [stock_release, consume_all], ids=["after-release", "after-consume"])
 def test_consume_of_lines_that_hold_nothing_changes_nothing(first, stocked, place):
     sku = stocked("A", hz=10)
     order = place(sku, 3)
     first(order_line_ids=line_ids(order))
     before = (all_stock(), all_reservations())
 
-    assert stock_consume(order_line_ids=line_ids(order)) == 0
+    assert consume_all(order_line_ids=line_ids(order)) == 0
 
     assert (all_stock(), all_reservations()) == before
 
@@ -265,7 +299,7 @@ def test_receive_that_would_leave_less_than_the_reserved_units_is_refused(stocke
 def test_release_for_orders_releases_every_active_reservation_of_those_orders(stocked, place):
     a, b = stocked("A", hz=2, gz=10), stocked("B", hz=10)
     first, second, kept, shipped = place(a, 4), place(b, 2), place(a, 1), place(b, 5)
-    stock_consume(order_line_ids=line_ids(shipped))
+    consume_all(order_line_ids=line_ids(shipped))
 
     assert stock_release_for_orders(order_ids=[first.pk, second.pk, shipped.pk]) == 6
 

@@ -29,6 +29,7 @@ from payments import services as payment_services
 from payments.models import Refund
 from reminders.services import manual_reminder_record
 from tests.conftest import force_login_verified
+from tests.fulfillment.factories import ship_whole_order
 from workflows.cancellation import order_cancel
 
 ROLES = ["客服", "仓储", "财务", "运营", "主管"]
@@ -113,7 +114,7 @@ def confirm_cod(user, create_order, **_):
 
 def complete(user, create_order, **_):
     order = paid(new_order(create_order))
-    order_services.order_ship(order=order, actor=SYSTEM, carrier="顺丰", tracking_no="SF1234567890")
+    ship_whole_order(order, actor=SYSTEM)
     order_services.order_complete(order=order, actor=Actor.staff(user))
     assert Order.objects.get(pk=order.pk).status == "completed"
 
@@ -163,7 +164,7 @@ def reminders_pages(user, **_):
 
 def ship(user, create_order, **_):
     order = paid(new_order(create_order))
-    order_services.order_ship(order=order, actor=Actor.staff(user), carrier="顺丰", tracking_no="SF1234567890")
+    ship_whole_order(order, actor=Actor.staff(user))
     assert Order.objects.get(pk=order.pk).status == "shipped"
 
 

@@ -14,6 +14,7 @@ from orders import services
 from orders.models import Coupon, Order, OrderEvent, OrderStatus, Storefront, StorefrontAPIKey
 from orders.services import Actor
 from tests.conftest import client_for
+from tests.fulfillment.factories import ship_whole_order
 
 pytestmark = pytest.mark.django_db
 
@@ -255,7 +256,7 @@ def url(order_no: str, action: str = "") -> str:
 def paid_and_shipped(order_no: str) -> Order:
     order = Order.objects.get(order_no=order_no)
     services.order_pay(order=order, amount=order.payable_total, actor=Actor.gateway("alipay"))
-    services.order_ship(order=order, actor=Actor.system("test"), carrier="顺丰", tracking_no="SF1")
+    ship_whole_order(order, actor=Actor.system("test"))
     order.refresh_from_db()
     assert order.status == OrderStatus.SHIPPED
     return order

@@ -21,6 +21,7 @@ from orders import services
 from orders.models import Coupon, CustomerRiskFlag, Order, OrderEvent
 from orders.risk import customer_risk_clear
 from payments.models import Payment, ReconciliationCase, Refund
+from tests.fulfillment.factories import ship_whole_order
 from tests.orders.factories import OrderFactory
 from tests.payments.gateway_doubles import FakeGateways
 from workflows.expiry import order_close_expired
@@ -160,7 +161,7 @@ def test_automatic_receipt_confirmation(create_order, settings):
     for _ in range(2):
         order = Order.objects.get(order_no=create_order()["order_no"])
         services.order_pay(order=order, amount=order.payable_total, actor=SYSTEM)
-        services.order_ship(order=order, actor=SYSTEM, carrier="顺丰", tracking_no="SF1")
+        ship_whole_order(order, actor=SYSTEM)
         orders.append(order)
     shipped_at = timezone.now()
     Order.objects.filter(pk=orders[1].pk).update(delivered_at=shipped_at + timedelta(days=1))

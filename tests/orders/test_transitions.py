@@ -16,11 +16,13 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import F
 from django.utils import timezone
 
+from fulfillment.models import Shipment
 from inventory.models import Reservation, StockLevel
 from oms.errors import InvalidTransition, PermissionDenied, ReviewRequired, ValidationFailed
 from orders import services
 from orders.models import (
     BEFORE_SHIPMENT,
+    SYSTEM_CANCEL_REASONS,
     CancelReason,
     Coupon,
     Order,
@@ -31,6 +33,8 @@ from orders.models import (
 from orders.models import OrderStatus as S
 from orders.services import Actor
 from payments.models import Refund
+from payments.services import cod_collect
+from tests.fulfillment.factories import ship_whole_order
 from tests.orders.factories import OrderFactory
 from workflows.cancellation import order_cancel
 
@@ -62,15 +66,27 @@ def path_to(status: str, payment_method: str) -> tuple[str, ...]:
     return path
 
 
+def complete(order: Order) -> Order:
+    """确认收货; a cash-on-delivery order only once the carrier collected the money."""
+    if order.payment_method == PaymentMethod.COD:
+        cod_collect(order=order, amount=order.payable_total, actor=Actor.system("carrier"))
+    return services.order_complete(order=order, actor=Actor.system("auto_confirm_receipt"))
+
+
 def drive(order: Order, status: str, *, staff: Actor, cancel_reason: str) -> Order:
     """Bring a fresh pending order to `status` using only the services, checking every step."""
     steps = {
         "pay": lambda: services.order_pay(order=order, amount=order.payable_total, actor=GATEWAY, auto_approve=False),
         "approve": lambda: services.order_approve(order=order, actor=staff),
         "confirm_cod": lambda: services.order_confirm_cod(order=order, actor=staff),
-        "ship": lambda: services.order_ship(order=order, actor=staff, carrier="顺丰", tracking_no="SF1234567890"),
-        "complete": lambda: services.order_complete(order=order, actor=Actor.system("auto_confirm_receipt")),
-        "cancel": lambda: order_cancel(order=order, actor=staff, reason=cancel_reason),
+        "ship": lambda: ship_whole_order(order, actor=staff),
+        "complete": lambda: complete(order),
+        # Only the system closes an order for timeout or a refused parcel; staff give other reasons.
+        "cancel": lambda: order_cancel(
+            order=order,
+            actor=Actor.system("close_expired_orders") if cancel_reason in SYSTEM_CANCEL_REASONS else staff,
+            reason=cancel_reason,
+        ),
     }
     assert order.status == S.PENDING_PAYMENT
     for step in path_to(status, order.payment_method):
@@ -197,7 +213,7 @@ def run(name: str, order: Order, actor: Actor) -> Order:
     if name == "confirm_cod":
         return services.order_confirm_cod(order=order, actor=actor)
     if name == "ship":
-        return services.order_ship(order=order, actor=actor, carrier="顺丰", tracking_no="SF0000000001")
+        return ship_whole_order(order, actor=actor)
     if name == "complete":
         return services.order_complete(order=order, actor=actor)
     if name == "cancel":
@@ -239,8 +255,10 @@ def test_allowed_transition(name, source, order_in, staff_user):
     expected_types = [name]
     if name == "cancel" and had_money:
         expected_types.append(OrderEvent.Type.REFUND_REQUESTED)
+    if name == "ship":  # the warehouse allocates and ships the parcel; the last unit out ships the order
+        expected_types = [OrderEvent.Type.ALLOCATED, OrderEvent.Type.SHIPMENT_SHIPPED, name]
     assert [e.type for e in new_events] == expected_types
-    event = new_events[0]
+    event = next(e for e in new_events if e.type == name)
     assert (event.from_status, event.to_status) == (source, spec.target)
     assert event.actor_kind == actor.kind
     assert event.actor_label == actor.label
@@ -386,13 +404,16 @@ def test_ship_consumes_the_reserved_stock(order_in, staff_user):
     level = StockLevel.objects.get()
     assert (level.on_hand, level.reserved) == (100, QUANTITY)
 
-    services.order_ship(order=order, actor=Actor.staff(staff_user), carrier="顺丰", tracking_no="SF1")
+    ship_whole_order(order, actor=Actor.staff(staff_user))
 
     level.refresh_from_db()
     assert (level.on_hand, level.reserved) == (100 - QUANTITY, 0)
     assert list(Reservation.objects.values_list("status", flat=True)) == [Reservation.Status.CONSUMED]
     order.refresh_from_db()
-    assert (order.carrier, order.tracking_no) == ("顺丰", "SF1")
+    (parcel,) = Shipment.objects.filter(lines__order_id=order.pk)
+    assert (
+        (order.carrier, order.tracking_no) == (parcel.carrier, parcel.tracking_no) == ("shunfeng", parcel.tracking_no)
+    )
 
 
 @pytest.mark.parametrize("source", BEFORE_SHIPMENT)
@@ -501,7 +522,7 @@ def test_revive_is_refused_unless_closed_by_timeout(reason, order_in):
 
 def test_revive_is_refused_once_money_was_refunded(order_in, staff_user):
     order = order_in(S.PAID)
-    order_cancel(order=order, actor=Actor.staff(staff_user), reason=CancelReason.TIMEOUT)
+    order_cancel(order=order, actor=Actor.system("close_expired_orders"), reason=CancelReason.TIMEOUT)
     Order.objects.filter(pk=order.pk).update(refunded_total=F("paid_total"))  # the refund went through
     order.refresh_from_db()
     assert order.refunded_total > 0

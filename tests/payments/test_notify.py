@@ -19,6 +19,7 @@ from orders.models import Order
 from payments import services
 from payments.models import Payment, PaymentNotification, ReconciliationCase, Refund
 from payments.services import refund_execute
+from tests.fulfillment.factories import ship_whole_order
 from tests.orders.factories import OrderFactory
 from tests.payments.gateway_doubles import FakeGateways, http_headers, yuan_to_fen
 from workflows.cancellation import order_cancel
@@ -326,7 +327,7 @@ def test_cash_on_delivery_is_recorded_when_collected(create_order):
     order = Order.objects.get(order_no=create_order(payment_method="cod")["order_no"])
     actor = order_services.Actor.system("test")
     order_services.order_confirm_cod(order=order, actor=actor)
-    order_services.order_ship(order=order, actor=actor, carrier="顺丰", tracking_no="SF1")
+    ship_whole_order(order, actor=actor)
     services.cod_collect(order=order, amount=order.payable_total, actor=actor)
     services.cod_collect(order=order, amount=order.payable_total, actor=actor)  # idempotent
     order.refresh_from_db()

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from fulfillment.services import order_allocate, shipment_ship
 from inventory.models import Sku, StockLevel, Warehouse
 from orders import services
 from orders.models import (
@@ -109,12 +110,28 @@ class Command(BaseCommand):
         return {}
 
     def _catalogue(self) -> None:
-        main, _ = Warehouse.objects.get_or_create(code="HZ01", defaults={"name": "杭州主仓"})
-        second, _ = Warehouse.objects.get_or_create(code="GZ01", defaults={"name": "广州分仓"})
-        for code, name, spec, price, qty in SKUS:
+        main, _ = Warehouse.objects.get_or_create(
+            code="HZ01",
+            defaults={"name": "杭州主仓", "provinces": ["浙江省", "上海市", "江苏省", "安徽省"], "priority": 10},
+        )
+        second, _ = Warehouse.objects.get_or_create(
+            code="GZ01",
+            defaults={
+                "name": "广州分仓",
+                "provinces": ["广东省", "广西壮族自治区", "福建省", "海南省"],
+                "priority": 20,
+            },
+        )
+        for index, (code, name, spec, price, qty) in enumerate(SKUS, start=1):
             sku, _ = Sku.objects.get_or_create(
                 code=code,
-                defaults={"name": name, "spec": spec, "price": Decimal(price)},
+                defaults={
+                    "name": name,
+                    "spec": spec,
+                    "price": Decimal(price),
+                    "bin_location": f"A-{index:02d}-{index % 3 + 1}",
+                    "barcode": f"6901234{index:06d}",
+                },
             )
             StockLevel.objects.get_or_create(sku=sku, warehouse=main, defaults={"on_hand": qty})
             StockLevel.objects.get_or_create(sku=sku, warehouse=second, defaults={"on_hand": qty // 5})
@@ -234,12 +251,15 @@ class Command(BaseCommand):
                 elif step == "confirm_cod":
                     services.order_confirm_cod(order=order, actor=staff)
                 elif step == "ship":
-                    services.order_ship(
-                        order=order,
-                        actor=staff,
-                        carrier="顺丰速运",
-                        tracking_no=f"SF{order.order_no[-10:]}",
-                    )
+                    # Parcels from the allocation; the sandbox carrier moves them when it is on.
+                    carrier, prefix = ("sandbox", "SB") if settings.OMS_CARRIER_SANDBOX_ENABLED else ("shunfeng", "SF")
+                    for n, shipment in enumerate(order_allocate(order=order)):
+                        shipment_ship(
+                            shipment=shipment,
+                            actor=staff,
+                            carrier=carrier,
+                            tracking_no=f"{prefix}{order.order_no[-10:]}{n}",
+                        )
                 elif step == "complete":
                     services.order_complete(order=order, actor=staff)
                 elif step == "cancel":
