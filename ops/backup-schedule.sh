@@ -11,13 +11,16 @@ esac
 here="$(dirname "$0")"
 
 # As PID 1 in a container the shell ignores SIGTERM unless it traps it; wait on a background
-# sleep so `docker compose stop` ends the loop at once instead of after the kill timeout.
-trap 'exit 0' TERM INT
+# sleep (and end it) so `docker compose stop` ends the loop at once, not at the kill timeout.
+sleeper=""
+trap 'if [ -n "$sleeper" ]; then kill "$sleeper" 2>/dev/null || true; fi; exit 0' TERM INT
 
 while :; do
   if ! sh "$here/backup.sh"; then
     echo "backup: FAILED at $(date -u +%Y-%m-%dT%H:%M:%SZ); next try in $interval s" >&2
   fi
   sleep "$interval" &
-  wait $!
+  sleeper=$!
+  wait "$sleeper" || true
+  sleeper=""
 done

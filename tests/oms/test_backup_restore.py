@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -286,3 +288,75 @@ def test_backup_refuses_a_retention_of_zero_days(tmp_path):
     )
     assert result.returncode == 2
     assert list(tmp_path.iterdir()) == []
+
+
+@contextmanager
+def schedule(backup_dir: Path, database: str, every: int = 1) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """ops/backup-schedule.sh every `every` seconds; at the end SIGTERM, as `docker compose stop` sends it."""
+    log = backup_dir.parent / f"{backup_dir.name}.log"
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            ["sh", str(ROOT / "ops" / "backup-schedule.sh")],
+            cwd=ROOT,
+            env=libpq_env(
+                PGDATABASE=database, BACKUP_DIR=str(backup_dir), BACKUP_NAME="oms", BACKUP_INTERVAL_SECONDS=str(every)
+            ),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process, log
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            finally:
+                process.kill()
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_the_schedule_backs_up_every_interval(tmp_path):
+    dumps = tmp_path / "dumps"
+    with schedule(dumps, connection.settings_dict["NAME"]) as (_process, log):
+        wait_for(lambda: len(list(dumps.glob("oms-*.dump"))) >= 2)
+    assert log.read_text().count("backup: wrote ") >= 2
+
+
+def sleeping(seconds: int) -> list[int]:
+    """Processes running `sleep <seconds>` (found in /proc)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == f"sleep\0{seconds}\0".encode():
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return pids
+
+
+def test_the_schedule_stops_at_once_on_sigterm_while_it_sleeps(tmp_path):
+    every = 3000 + secrets.randbelow(600)  # an interval no other process is sleeping
+    dumps = tmp_path / "dumps"
+    with schedule(dumps, connection.settings_dict["NAME"], every=every) as (process, _log):
+        wait_for(lambda: len(list(dumps.glob("oms-*.dump"))) == 1 and len(sleeping(every)) == 1)
+        stopped = time.monotonic()
+    assert process.returncode == 0
+    assert time.monotonic() - stopped < 5, "it must not sleep on until docker's kill"
+    left = sleeping(every)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "its sleep ends with it"
+
+
+def test_the_schedule_reports_a_failed_run_and_tries_again(tmp_path):
+    dumps = tmp_path / "dumps"
+    with schedule(dumps, f"oms_missing_{secrets.token_hex(4)}") as (process, log):
+        wait_for(lambda: log.read_text().count("backup: FAILED") >= 2)
+        assert process.poll() is None, "a failed run does not end the schedule"
+    assert list(dumps.iterdir()) == []
