@@ -16,10 +16,11 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def database_url() -> str:
+def database_url(name: str | None = None) -> str:
+    """The test database's URL, or that of database `name` on the same server."""
     db = connection.settings_dict
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name or db['NAME']}"
 
 
 @contextmanager

@@ -129,3 +129,23 @@ def test_schema_documents_the_error_answers(client, db):
     assert {"200", "201", "400", "401", "403", "409", "415", "429"} <= set(create)
     lines = schema["components"]["schemas"]["OrderCreate"]["properties"]["lines"]
     assert (lines["minItems"], lines["maxItems"]) == (1, 100)
+
+
+def test_the_compose_stack_backs_up_the_database_with_the_ops_scripts():
+    """pg_dump refuses a server newer than itself, and an older pg_restore cannot read a newer
+    archive, so the backup runs in the database's own image. The scripts are tested for real in
+    tests/oms/test_backup_restore.py."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    backup = services["backup"]
+    assert backup["image"] == services["postgres"]["image"]
+    # ops/restore.sh runs in the web image, whose pg_restore must be as new as that pg_dump.
+    major = services["postgres"]["image"].removeprefix("postgres:").split(".")[0]
+    assert f"ARG PG_MAJOR={major}\n" in (root / "Dockerfile").read_text()
+    assert backup["command"] == ["sh", "/ops/backup-schedule.sh"]
+    assert backup["environment"]["PGDATABASE"] == services["postgres"]["environment"]["POSTGRES_DB"]
+    assert backup["environment"]["BACKUP_INTERVAL_SECONDS"] == "${BACKUP_INTERVAL_SECONDS:-86400}"
+    assert backup["environment"]["BACKUP_KEEP_DAYS"] == "${BACKUP_KEEP_DAYS:-14}"
+    assert "backups:/backups" in backup["volumes"] and "backups:/backups:ro" in services["web"]["volumes"]
