@@ -4,21 +4,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=oms.sett
 WORKDIR /app
 
 # psql and pg_restore for ops/restore.sh (docker compose run --rm web sh ops/restore.sh ...), of the
-# database's major version, from the PostgreSQL project's apt repository: the distribution's own
-# may be older (bookworm's is 15), and an older pg_restore cannot read a newer pg_dump's archives.
-ARG PG_MAJOR=16
+# database's major version: an older pg_restore cannot read a newer pg_dump's archives. The image
+# is Debian bookworm, whose client is 15, so the compose database is postgres:15 too (the same
+# major version CI tests against).
+ARG PG_MAJOR=15
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
-    && install -d /usr/share/postgresql-common/pgdg \
-    && curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc \
-        https://www.postgresql.org/media/keys/ACCC4CF8.asc \
-    && . /etc/os-release \
-    && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc]" \
-        "https://apt.postgresql.org/pub/repos/apt ${VERSION_CODENAME}-pgdg main" \
-        > /etc/apt/sources.list.d/pgdg.list \
-    && apt-get update \
     && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" \
-    && apt-get purge -y curl && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
