@@ -85,6 +85,12 @@ class TrackingState(models.TextChoices):
     REFUSED = "refused", _("拒签")
 
 
+class ShipmentKind(models.TextChoices):
+    ORDER = "order", _("订单发货")
+    REPLACEMENT = "replacement", _("售后补发")
+    RETURN = "return", _("买家退货")
+
+
 class PickWave(models.Model):
     """A batch of shipments of one warehouse picked together from one printed pick list."""
 
@@ -121,6 +127,7 @@ class Shipment(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         "inventory.Warehouse", on_delete=models.PROTECT, related_name="shipments", verbose_name=_("发货仓")
     )
     status = FSMField(_("状态"), max_length=16, choices=ShipmentStatus.choices, default=SS.PENDING, protected=True)
+    kind = models.CharField(_("类型"), max_length=16, choices=ShipmentKind.choices, default=ShipmentKind.ORDER)
     customer_mobile = models.CharField(_("顾客手机"), max_length=20, db_index=True)
     is_cod = models.BooleanField(_("货到付款"), default=False)
     cod_amounts = models.JSONField(_("代收货款（按订单）"), default=dict, blank=True)

@@ -30,8 +30,11 @@ from inventory.services import (
     stock_adjust,
     stock_consume,
     stock_holdings,
+    stock_lock_and_plan,
     stock_lock_for_allocation,
     stock_reallocate,
+    stock_release_units,
+    stock_reserve,
 )
 from oms.errors import InvalidTransition, ValidationFailed
 from oms.jobs import enqueue_on_commit
@@ -48,6 +51,7 @@ from .models import (
     LogisticsException,
     PickWave,
     Shipment,
+    ShipmentKind,
     ShipmentLine,
     ShipmentStatus,
     TrackingEvent,
@@ -399,7 +403,9 @@ def _order_progress(order: Order) -> str:
     """unfulfilled / partially_shipped / shipped / delivered, from the order's lines and parcels."""
     lines = list(order.lines.all())
     rows = (
-        ShipmentLine.objects.filter(order_id=order.pk, shipment__status__in=SHIPPED_STATUSES)
+        ShipmentLine.objects.filter(
+            order_id=order.pk, shipment__status__in=SHIPPED_STATUSES, shipment__kind=ShipmentKind.ORDER
+        )
         .values_list("order_line_id", "shipment__status")
         .annotate(units=Sum("quantity"))
         .order_by()
@@ -518,7 +524,9 @@ def shipment_ship(
                 },
             )
         _require(shipment, "ship")
-        not_ready = [o.order_no for o in orders if o.status != OrderStatus.AWAITING_SHIPMENT]
+        replacement = shipment.kind == ShipmentKind.REPLACEMENT
+        ready = (OrderStatus.SHIPPED, OrderStatus.COMPLETED) if replacement else (OrderStatus.AWAITING_SHIPMENT,)
+        not_ready = [o.order_no for o in orders if o.status not in ready]
         if not_ready:
             raise InvalidTransition(
                 _("订单不在待发货状态，不能发货：%(nos)s") % {"nos": ", ".join(not_ready)},
@@ -555,13 +563,14 @@ def shipment_ship(
                 tracking_no=tracking_no,
                 lines=units_by_order[order.pk],
             )
-            order_fulfillment_record(
-                order=order,
-                actor=actor,
-                fulfillment_status=_order_progress(order),
-                carrier=carrier,
-                tracking_no=tracking_no,
-            )
+            if not replacement:  # a replacement parcel does not move the order
+                order_fulfillment_record(
+                    order=order,
+                    actor=actor,
+                    fulfillment_status=_order_progress(order),
+                    carrier=carrier,
+                    tracking_no=tracking_no,
+                )
         enqueue_on_commit("fulfillment.tasks.subscribe_tracking", shipment.pk)
     return shipment, True
 
@@ -731,19 +740,24 @@ def shipment_deliver(*, shipment: Shipment, actor: Actor, at: datetime) -> Shipm
     cash-on-delivery parcel records the money the carrier collected (cod_collect). The caller
     holds the shipment's lock, inside its transaction.
     """
-    if shipment.status == SS.DELIVERED:
+    with transaction.atomic():
+        if shipment.status == SS.DELIVERED:
+            return shipment
+        _require(shipment, "deliver")
+        orders = _orders_of(shipment)
+        shipment.deliver(at=at)
+        shipment.save()
+        if shipment.kind != ShipmentKind.ORDER:
+            return shipment  # a return reached the warehouse, or a replacement the customer
+        for order in orders:
+            amount = shipment.cod_amounts.get(order.order_no)
+            if amount and order.status in (OrderStatus.AWAITING_SHIPMENT, OrderStatus.SHIPPED):
+                cod_collect(order=order, amount=Decimal(amount), actor=actor, at=at)
+                order.refresh_from_db()
+            order_fulfillment_record(
+                order=order, actor=actor, fulfillment_status=_order_progress(order), delivered_at=at
+            )
         return shipment
-    _require(shipment, "deliver")
-    orders = _orders_of(shipment)
-    shipment.deliver(at=at)
-    shipment.save()
-    for order in orders:
-        amount = shipment.cod_amounts.get(order.order_no)
-        if amount and order.status in (OrderStatus.AWAITING_SHIPMENT, OrderStatus.SHIPPED):
-            cod_collect(order=order, amount=Decimal(amount), actor=actor, at=at)
-            order.refresh_from_db()
-        order_fulfillment_record(order=order, actor=actor, fulfillment_status=_order_progress(order), delivered_at=at)
-    return shipment
 
 
 def shipment_return(*, shipment: Shipment, actor: Actor, at: datetime) -> Shipment:
@@ -751,26 +765,33 @@ def shipment_return(*, shipment: Shipment, actor: Actor, at: datetime) -> Shipme
     movement); a cash-on-delivery order with nothing collected is cancelled as refused. The
     caller holds the shipment's lock.
     """
-    if shipment.status == SS.RETURNED:
+    with transaction.atomic():
+        if shipment.status == SS.RETURNED:
+            return shipment
+        _require(shipment, "return_to_sender")
+        orders = _orders_of(shipment)
+        shipment.return_to_sender(at=at)
+        shipment.save()
+        for line in shipment.lines.select_related("order_line__sku"):
+            stock_adjust(
+                sku=line.order_line.sku,
+                warehouse=shipment.warehouse,
+                delta=line.quantity,
+                reason=StockMovement.Reason.RETURNED,
+                actor_label=actor.label,
+                note=_("包裹 %(no)s 退回") % {"no": shipment.shipment_no},
+            )
+        for order in orders:
+            order_event_record(
+                order=order, type=OrderEvent.Type.RETURNED, actor=actor, shipment_no=shipment.shipment_no
+            )
+            if (
+                order.status == OrderStatus.SHIPPED
+                and order.payment_method == PaymentMethod.COD
+                and not order.paid_total
+            ):
+                order_cancel_refused(order=order, actor=actor, now=at)
         return shipment
-    _require(shipment, "return_to_sender")
-    orders = _orders_of(shipment)
-    shipment.return_to_sender(at=at)
-    shipment.save()
-    for line in shipment.lines.select_related("order_line__sku"):
-        stock_adjust(
-            sku=line.order_line.sku,
-            warehouse=shipment.warehouse,
-            delta=line.quantity,
-            reason=StockMovement.Reason.RETURNED,
-            actor_label=actor.label,
-            note=_("包裹 %(no)s 退回") % {"no": shipment.shipment_no},
-        )
-    for order in orders:
-        order_event_record(order=order, type=OrderEvent.Type.RETURNED, actor=actor, shipment_no=shipment.shipment_no)
-        if order.status == OrderStatus.SHIPPED and order.payment_method == PaymentMethod.COD and not order.paid_total:
-            order_cancel_refused(order=order, actor=actor, now=at)
-    return shipment
 
 
 def order_units_shipped(order: Order) -> dict[int, int]:
@@ -781,6 +802,101 @@ def order_units_shipped(order: Order) -> dict[int, int]:
         .annotate(units=Sum("quantity"))
         .order_by()
     )
+
+
+# --- after-sales parcels ----------------------------------------------------------------
+
+
+def replacement_parcels_create(*, order: Order, quantities: dict[int, int], actor: Actor) -> list[Shipment]:
+    """补发 / 换货: reserve stock for replacement units of the order's lines and put them in
+    pending parcels (kind `replacement`), which are picked, shipped and tracked like any other
+    but do not move the order. The caller holds the order's lock.
+    """
+    now = timezone.now()
+    lines = {line.pk: line for line in order.lines.select_related("sku").filter(pk__in=list(quantities))}
+    plan = stock_lock_and_plan(demand={lines[line_id].sku: qty for line_id, qty in quantities.items()})
+    reservations = stock_reserve(plan=plan, line_ids_by_sku={line.sku_id: line.pk for line in lines.values()})
+    per_warehouse: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    level_warehouse = {level.pk: level.warehouse_id for level in plan.levels.values()}
+    for reservation in reservations:
+        per_warehouse[level_warehouse[reservation.stock_level_id]][reservation.order_line_id] += reservation.quantity
+    shipments = []
+    for warehouse_id, units in sorted(per_warehouse.items()):
+        shipment = Shipment.objects.create(
+            shipment_no=_new_no("P", now),
+            warehouse_id=warehouse_id,
+            kind=ShipmentKind.REPLACEMENT,
+            customer_mobile=order.customer_mobile,
+            allocation={"rule": "replacement", "order_no": order.order_no},
+            ship_by=now + timedelta(hours=settings.OMS_SHIP_WITHIN_HOURS),
+        )
+        ShipmentLine.objects.bulk_create(
+            [
+                ShipmentLine(shipment=shipment, order=order, order_line_id=line_id, quantity=qty)
+                for line_id, qty in units.items()
+            ]
+        )
+        shipments.append(shipment)
+    return shipments
+
+
+def return_parcel_register(*, order: Order, carrier: str, tracking_no: str, actor: Actor) -> Shipment:
+    """The customer's return parcel (kind `return`), to the warehouse the order shipped from. It
+    is tracked like any parcel: its 签收 (delivered_at) is the return reaching the warehouse.
+    """
+    carrier, tracking_no = tracking_no_check(carrier=carrier, tracking_no=tracking_no)
+    if Shipment.objects.filter(carrier=carrier, tracking_no=tracking_no).exclude(status=SS.CANCELLED).exists():
+        raise ValidationFailed(fields={"tracking_no": [_("该运单号已登记过")]})
+    origin = (
+        Shipment.objects.filter(lines__order_id=order.pk, status__in=SHIPPED_STATUSES).order_by("shipped_at").first()
+    )
+    warehouse_id = (
+        origin.warehouse_id if origin else Warehouse.objects.filter(active=True).order_by("priority", "pk").first().pk
+    )
+    now = timezone.now()
+    shipment = Shipment.objects.create(
+        shipment_no=_new_no("R", now),
+        warehouse_id=warehouse_id,
+        kind=ShipmentKind.RETURN,
+        customer_mobile=order.customer_mobile,
+        allocation={"rule": "return", "order_no": order.order_no},
+    )
+    shipment.ship(carrier=carrier, tracking_no=tracking_no, at=now)
+    shipment.save()
+    TrackingSubscription.objects.create(shipment=shipment, carrier=carrier, tracking_no=tracking_no)
+    enqueue_on_commit("fulfillment.tasks.subscribe_tracking", shipment.pk)
+    return shipment
+
+
+def order_units_unship(*, order: Order, quantities: dict[int, int]) -> None:
+    """Units refunded before they shipped: out of the order's open parcels (a parcel left empty is
+    cancelled) and their reservations released. The caller holds the order's lock and records
+    the cancelled units on the order.
+    """
+    now = timezone.now()
+    remaining = dict(quantities)
+    lines = list(
+        ShipmentLine.objects.select_for_update()
+        .filter(order_id=order.pk, order_line_id__in=list(quantities), shipment__status__in=OPEN_STATUSES)
+        .order_by("-pk")
+    )
+    touched = {line.shipment_id for line in lines}
+    for line in lines:
+        take = min(line.quantity, remaining.get(line.order_line_id, 0))
+        if not take:
+            continue
+        remaining[line.order_line_id] -= take
+        if take == line.quantity:
+            line.delete()
+        else:
+            line.quantity -= take
+            line.packed_quantity = min(line.packed_quantity, line.quantity)
+            line.save(update_fields=["quantity", "packed_quantity"])
+    for shipment in _lock_shipments(touched):
+        if not shipment.lines.exists():
+            shipment.cancel(at=now)
+            shipment.save()
+    stock_release_units(quantities=quantities)
 
 
 # --- logistics exceptions ------------------------------------------------------------------

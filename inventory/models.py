@@ -20,6 +20,9 @@ class Sku(models.Model):
     active = models.BooleanField(_("在售"), default=True)
     bin_location = models.CharField(_("库位"), max_length=32, blank=True, help_text=_("例如：A-03-2"))
     barcode = models.CharField(_("条码"), max_length=64, blank=True, db_index=True)
+    no_reason_return = models.BooleanField(
+        _("支持七天无理由退货"), default=True, help_text=_("生鲜、数字商品、定制商品等请取消勾选")
+    )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:
@@ -74,6 +77,7 @@ class StockLevel(models.Model):
     )
     on_hand = models.IntegerField(_("在库数量"), default=0)
     reserved = models.IntegerField(_("已预占"), default=0)
+    defective = models.IntegerField(_("次品（不可售）"), default=0)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class Meta:

@@ -131,18 +131,31 @@ def stock_consume(*, warehouse_id: int, quantities: Mapping[int, int]) -> int:
     line has fewer units reserved there than it ships (the allocation put them elsewhere).
     Returns the units consumed.
     """
+    return _take_units(
+        quantities=quantities, warehouse_id=warehouse_id, to_status=Reservation.Status.CONSUMED, deduct_on_hand=True
+    )
+
+
+def stock_release_units(*, quantities: Mapping[int, int]) -> int:
+    """Give back exactly these units of these lines (wherever they are reserved): units that will
+    never ship, e.g. refunded before shipment. Returns the units released."""
+    return _take_units(
+        quantities=quantities, warehouse_id=None, to_status=Reservation.Status.RELEASED, deduct_on_hand=False
+    )
+
+
+def _take_units(
+    *, quantities: Mapping[int, int], warehouse_id: int | None, to_status: str, deduct_on_hand: bool
+) -> int:
     wanted = {line_id: qty for line_id, qty in quantities.items() if qty > 0}
     if not wanted:
         return 0
-    reservations = list(
-        Reservation.objects.select_for_update(of=("self",))
-        .filter(
-            order_line_id__in=list(wanted),
-            stock_level__warehouse_id=warehouse_id,
-            status=Reservation.Status.ACTIVE,
-        )
-        .order_by("pk")
+    active = Reservation.objects.select_for_update(of=("self",)).filter(
+        order_line_id__in=list(wanted), status=Reservation.Status.ACTIVE
     )
+    if warehouse_id is not None:
+        active = active.filter(stock_level__warehouse_id=warehouse_id)
+    reservations = list(active.order_by("pk"))
     held: dict[int, int] = defaultdict(int)
     for reservation in reservations:
         held[reservation.order_line_id] += reservation.quantity
@@ -152,11 +165,11 @@ def stock_consume(*, warehouse_id: int, quantities: Mapping[int, int]) -> int:
         if held[line_id] < qty
     }
     if short:
-        raise InsufficientStock(_("发货数量超过该仓为订单行预占的数量"), details=short)
+        raise InsufficientStock(_("数量超过为订单行预占的数量"), details=short)
 
     now = timezone.now()
     per_level: dict[int, int] = defaultdict(int)
-    consumed_whole: list[int] = []
+    taken_whole: list[int] = []
     shrunk: list[Reservation] = []
     split_off: list[Reservation] = []
     remaining = dict(wanted)
@@ -167,7 +180,7 @@ def stock_consume(*, warehouse_id: int, quantities: Mapping[int, int]) -> int:
         remaining[reservation.order_line_id] -= take
         per_level[reservation.stock_level_id] += take
         if take == reservation.quantity:
-            consumed_whole.append(reservation.pk)
+            taken_whole.append(reservation.pk)
         else:
             reservation.quantity -= take
             reservation.updated_at = now
@@ -177,21 +190,32 @@ def stock_consume(*, warehouse_id: int, quantities: Mapping[int, int]) -> int:
                     order_line_id=reservation.order_line_id,
                     stock_level_id=reservation.stock_level_id,
                     quantity=take,
-                    status=Reservation.Status.CONSUMED,
+                    status=to_status,
                 )
             )
     levels = list(StockLevel.objects.select_for_update().filter(pk__in=list(per_level)).order_by("pk"))
     for level in levels:
         level.reserved -= per_level[level.pk]
-        level.on_hand -= per_level[level.pk]
+        if deduct_on_hand:
+            level.on_hand -= per_level[level.pk]
         level.updated_at = now
     StockLevel.objects.bulk_update(levels, ["reserved", "on_hand", "updated_at"])
-    if consumed_whole:
-        Reservation.objects.filter(pk__in=consumed_whole).update(status=Reservation.Status.CONSUMED, updated_at=now)
+    if taken_whole:
+        Reservation.objects.filter(pk__in=taken_whole).update(status=to_status, updated_at=now)
     if shrunk:
         Reservation.objects.bulk_update(shrunk, ["quantity", "updated_at"])
         Reservation.objects.bulk_create(split_off)
     return sum(per_level.values())
+
+
+def stock_hold_defective(*, sku: Sku, warehouse: Warehouse, quantity: int) -> StockLevel:
+    """Returned units that failed inspection: kept apart, counted, never sellable."""
+    with transaction.atomic():
+        StockLevel.objects.get_or_create(sku=sku, warehouse=warehouse)
+        level = StockLevel.objects.select_for_update().get(sku=sku, warehouse=warehouse)
+        level.defective += quantity
+        level.save(update_fields=["defective", "updated_at"])
+    return level
 
 
 def stock_holdings(*, order_line_ids: Iterable[int]) -> dict[int, dict[int, int]]:

@@ -40,6 +40,11 @@ CUSTOMER_SERVICE = [
     "fulfillment.change_logisticsexception",
     "fulfillment.resolve_exception",
     "fulfillment.merge_shipment",
+    "aftersales.view_aftersale",
+    "aftersales.view_aftersaleline",
+    "aftersales.change_aftersale",
+    "aftersales.approve_aftersale",
+    "aftersales.open_aftersale",
 ]
 
 FULFILLMENT_READ = [
@@ -67,6 +72,10 @@ WAREHOUSE = [
     "fulfillment.add_pickwave",
     "fulfillment.view_trackingpush",
     "fulfillment.view_trackingsubscription",
+    "aftersales.view_aftersale",
+    "aftersales.view_aftersaleline",
+    "aftersales.change_aftersale",
+    "aftersales.inspect_aftersale",
 ]
 
 FINANCE = [
@@ -88,6 +97,8 @@ FINANCE = [
     "payments.view_statementline",
     "fulfillment.view_shipment",
     "fulfillment.view_shipmentline",
+    "aftersales.view_aftersale",
+    "aftersales.view_aftersaleline",
 ]
 
 OPERATIONS = [
@@ -114,7 +125,7 @@ OPERATIONS = [
     *FULFILLMENT_READ,
 ]
 
-SUPERVISOR_ONLY = ["orders.view_piiaccess"]
+SUPERVISOR_ONLY = ["orders.view_piiaccess", "aftersales.approve_large_aftersale"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     "客服": CUSTOMER_SERVICE,

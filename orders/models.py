@@ -199,6 +199,8 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         choices=FulfillmentStatus.choices,
         default=FulfillmentStatus.UNFULFILLED,
     )
+    # An open after-sales request holds the receipt auto-confirmation (written by aftersales).
+    aftersale_open = models.BooleanField(_("售后处理中"), default=False)
 
     # customer snapshot
     customer_name = models.CharField(_("顾客姓名"), max_length=64)
@@ -488,6 +490,14 @@ class OrderEvent(models.Model):
         LOGISTICS_EXCEPTION = "logistics_exception", _("物流异常")
         RETURNED = "returned", _("退回入库")
         CANCEL_REFUSED = "cancel_refused", _("拒收退回")
+        AFTERSALE_OPENED = "aftersale_opened", _("申请售后")
+        AFTERSALE_APPROVED = "aftersale_approved", _("同意售后")
+        AFTERSALE_REJECTED = "aftersale_rejected", _("拒绝售后")
+        AFTERSALE_RETURN_SHIPPED = "aftersale_return_shipped", _("买家寄回")
+        AFTERSALE_INSPECTED = "aftersale_inspected", _("退货验收")
+        AFTERSALE_RESHIPPED = "aftersale_reshipped", _("售后补发")
+        AFTERSALE_CLOSED = "aftersale_closed", _("售后结束")
+        UNITS_CANCELLED = "units_cancelled", _("部分商品取消")
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("订单"))
     type = models.CharField(_("事件"), max_length=32, choices=Type.choices)

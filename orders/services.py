@@ -487,6 +487,14 @@ def order_lines_cancel_units(*, order: Order, quantities: dict[int, int]) -> Ord
     return order
 
 
+def order_aftersale_mark(*, order: Order, open: bool) -> Order:
+    """After-sales says whether a request is open on the order (it holds the receipt confirmation)."""
+    if order.aftersale_open != open:
+        Order.objects.filter(pk=order.pk).update(aftersale_open=open, updated_at=timezone.now())
+        order.aftersale_open = open
+    return order
+
+
 def order_cancel_refused(*, order: Order, actor: Actor, now: datetime | None = None) -> Order:
     """拒收退回: a cash-on-delivery parcel came back refused with nothing collected. The order is
     cancelled with reason `refused`, and the refusal counts toward the customer's risk flag.
@@ -686,7 +694,7 @@ def order_confirm_receipt_overdue(*, now: datetime | None = None, batch_size: in
     """
     now = now or timezone.now()
     due = (
-        Order.objects.filter(status=OrderStatus.SHIPPED)
+        Order.objects.filter(status=OrderStatus.SHIPPED, aftersale_open=False)  # a request holds it
         .exclude(
             payment_method=PaymentMethod.COD,
             paid_total=ZERO,  # a COD order completes only once collected

@@ -262,6 +262,20 @@ KUAIDI100_CUSTOMER = env.str("KUAIDI100_CUSTOMER", default="")
 KUAIDI100_SALT = env.str("KUAIDI100_SALT", default="")
 KUAIDI100_POLL_URL = env.str("KUAIDI100_POLL_URL", default="https://poll.kuaidi100.com/poll")
 
+# --- After-sales (售后) ---------------------------------------------------------------
+OMS_AFTERSALE_PERIOD_DAYS = env.int("OMS_AFTERSALE_PERIOD_DAYS", default=15)
+OMS_AFTERSALE_RESPOND_HOURS = env.int("OMS_AFTERSALE_RESPOND_HOURS", default=48)
+OMS_AFTERSALE_TIMEOUT_POLICY = env.str("OMS_AFTERSALE_TIMEOUT_POLICY", default="auto_approve")  # or "escalate"
+OMS_AFTERSALE_RETURN_SHIP_DAYS = env.int("OMS_AFTERSALE_RETURN_SHIP_DAYS", default=7)
+OMS_AFTERSALE_RECEIVE_DAYS = env.int("OMS_AFTERSALE_RECEIVE_DAYS", default=10)
+# Requests whose money is above this need 主管 to approve; empty means no limit.
+OMS_AFTERSALE_APPROVAL_LIMIT = (
+    Decimal(env.str("OMS_AFTERSALE_APPROVAL_LIMIT", default="2000.00"))
+    if env.str("OMS_AFTERSALE_APPROVAL_LIMIT", default="2000.00")
+    else None
+)
+OMS_RETURN_FREIGHT_CAP = Decimal(env.str("OMS_RETURN_FREIGHT_CAP", default="12.00"))
+
 # --- Payment gateways -----------------------------------------------------------
 # A channel with real credentials (ALIPAY_APP_ID / WECHATPAY_MCHID) talks to its gateway. One
 # without them talks to the built-in sandbox gateway (its keys live in SANDBOX_KEY_DIR) only

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from aftersales.ledger import aftersale_line_breaches
 from orders.models import Order
 from payments.ledger import check_ledger
 from payments.models import Payment, Refund
 
 
 class Command(BaseCommand):
-    help = "核对账目：订单已付/已退金额与支付、退款记录一致，退款不超过原支付，重复支付都有差异单。"
+    help = "核对账目：订单已付/已退金额与支付、退款记录一致，退款不超过原支付，重复支付都有差异单，售后退款不超过订单行实付。"
 
     def handle(self, *args, **options) -> None:
-        breaches = check_ledger()
+        breaches = check_ledger() + aftersale_line_breaches()
         for breach in breaches:
             self.stdout.write(str(breach))
         if breaches:
