@@ -138,7 +138,9 @@ def tracking_push_receive(*, param: str, sign: str) -> tuple[int, dict]:
 
 
 def _parcels_named(push: Push):
-    return Shipment.objects.filter(tracking_no=push.nu, carrier__in=push.carriers).exclude(status=SS.CANCELLED)
+    """Live parcels of (com, nu). With the sandbox carrier off, its pushes match nothing."""
+    carriers = [c for c in push.carriers if c != Carrier.SANDBOX or settings.OMS_CARRIER_SANDBOX_ENABLED]
+    return Shipment.objects.filter(tracking_no=push.nu, carrier__in=carriers).exclude(status=SS.CANCELLED)
 
 
 def _pick(parcels: Iterable[Shipment], push: Push) -> Shipment | None:

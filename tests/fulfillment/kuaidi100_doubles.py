@@ -11,9 +11,9 @@ import threading
 import urllib.parse
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import pytest
 from django.conf import settings
 
 PUSH_URL = "/fulfillment/tracking/kuaidi100/"
@@ -82,8 +82,9 @@ class PollServer:
     default: tuple[int, dict] = (200, {"result": True, "returnCode": "200", "message": "提交成功"})
 
 
-@pytest.fixture
-def poll_server(settings) -> Iterator[PollServer]:
+@contextmanager
+def poll_api(settings) -> Iterator[PollServer]:
+    """Serve the poll API on a random port and point KUAIDI100_POLL_URL (and a key) at it."""
     server_state = PollServer()
 
     class Handler(http.server.BaseHTTPRequestHandler):
