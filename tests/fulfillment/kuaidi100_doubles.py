@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from oms.celery import app as celery_app
+
 PUSH_URL = "/fulfillment/tracking/kuaidi100/"
 WORDS = {
     "0": "在途",
@@ -114,3 +116,15 @@ def poll_api(settings) -> Iterator[PollServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def celery_eager() -> Iterator[None]:
+    """Run queued tasks in this thread, as the worker would (countdowns are not waited for), so a
+    test that commits (transaction=True) sends nothing to the broker."""
+    before = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = before

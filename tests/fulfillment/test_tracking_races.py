@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connections
 from django.test import Client
 
-from fulfillment.models import ShipmentStatus, TrackingEvent, TrackingPush
+from fulfillment.models import Shipment, ShipmentStatus, TrackingEvent, TrackingPush
 from fulfillment.services import shipment_ship
 
-from .conftest import SYSTEM, allocated, order_for
-from .kuaidi100_doubles import PUSH_URL, push_form
+from .conftest import SYSTEM, order_for, paid
+from .kuaidi100_doubles import PUSH_URL, celery_eager, push_form
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -47,10 +47,19 @@ def run_in_threads(count: int, work: Callable[[int], object]) -> list:
     return results
 
 
-def test_the_same_push_delivered_ten_times_at_once_adds_its_events_once(hangzhou, stocked):
-    sku = stocked({hangzhou: 10})
-    (parcel,) = allocated(order_for([(sku, 1)]))
-    shipment_ship(shipment=parcel, actor=SYSTEM, carrier="shunfeng", tracking_no="SF1234567890")
+@pytest.fixture
+def shipped(hangzhou, stocked) -> Iterator[Shipment]:
+    """A parcel shipped as SF1234567890; the after-commit jobs (allocation, subscription) run
+    eagerly, so these committing tests send nothing to the broker."""
+    with celery_eager():
+        order = paid(order_for([(stocked({hangzhou: 10}), 1)]))
+        parcel = Shipment.objects.get(lines__order=order)
+        shipment_ship(shipment=parcel, actor=SYSTEM, carrier="shunfeng", tracking_no="SF1234567890")
+        yield parcel
+
+
+def test_the_same_push_delivered_ten_times_at_once_adds_its_events_once(shipped):
+    parcel = shipped
     form = push_form("SF1234567890", "3", SCANS)
 
     statuses = run_in_threads(10, lambda _: Client().post(PUSH_URL, form).status_code)
@@ -64,10 +73,8 @@ def test_the_same_push_delivered_ten_times_at_once_adds_its_events_once(hangzhou
     assert order.events.filter(type="delivered").count() == 1
 
 
-def test_different_pushes_of_one_parcel_at_once_keep_every_scan_and_the_highest_state(hangzhou, stocked):
-    sku = stocked({hangzhou: 10})
-    (parcel,) = allocated(order_for([(sku, 1)]))
-    shipment_ship(shipment=parcel, actor=SYSTEM, carrier="shunfeng", tracking_no="SF1234567890")
+def test_different_pushes_of_one_parcel_at_once_keep_every_scan_and_the_highest_state(shipped):
+    parcel = shipped
     forms = [push_form("SF1234567890", SCANS[i][1], SCANS[: i + 1]) for i in range(len(SCANS))] * 2
 
     statuses = run_in_threads(len(forms), lambda i: Client().post(PUSH_URL, forms[i]).status_code)

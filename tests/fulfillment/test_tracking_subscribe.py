@@ -16,13 +16,12 @@ from fulfillment.sandbox import sandbox_push_build, script_of
 from fulfillment.services import shipment_correct_tracking, shipment_ship
 from fulfillment.tasks import redeliver_tracking_subscriptions, sandbox_carrier_push, subscribe_tracking
 from inventory.models import StockLevel
-from oms.celery import app as celery_app
 from oms.errors import ValidationFailed
 from orders.events import Actor
 from orders.models import OrderStatus
 
 from .conftest import SYSTEM, allocated, order_for, paid
-from .kuaidi100_doubles import PUSH_URL, PollServer, kuaidi100_sign, poll_api
+from .kuaidi100_doubles import PUSH_URL, PollServer, celery_eager, kuaidi100_sign, poll_api
 
 pytestmark = pytest.mark.django_db
 
@@ -35,11 +34,8 @@ def poll_server(settings) -> Iterator[PollServer]:
 
 @pytest.fixture
 def eager_celery() -> Iterator[None]:
-    """Run queued tasks in this thread, as the worker would (countdowns are not waited for)."""
-    before = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = before
+    with celery_eager():
+        yield
 
 
 def ship(stocked, hangzhou, *, carrier="shunfeng", tracking_no="SF1234567890", **order_kwargs) -> Shipment:
