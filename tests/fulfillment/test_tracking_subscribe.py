@@ -9,8 +9,11 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.urls import reverse
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
+from fulfillment import kuaidi100
 from fulfillment.models import LogisticsException, Shipment, ShipmentStatus, TrackingPush, TrackingSubscription
 from fulfillment.sandbox import sandbox_push_build, script_of
 from fulfillment.services import shipment_correct_tracking, shipment_ship
@@ -235,3 +238,18 @@ def test_sandbox_carrier_is_off_in_production(client, hangzhou, stocked, setting
     assert TrackingPush.objects.get().status == "unmatched"
     parcel.refresh_from_db()
     assert parcel.tracking_state == ""
+
+
+def test_without_a_key_nothing_is_sent_and_the_row_waits(hangzhou, stocked, settings, poll_server: PollServer):
+    settings.KUAIDI100_KEY = ""
+    parcel = ship(stocked, hangzhou)
+    assert subscribe_tracking(parcel.pk) == 0
+    assert poll_server.forms == []
+    row = subscription_of(parcel)
+    assert (row.status, row.last_error) == ("pending", "KUAIDI100_KEY or KUAIDI100_SALT is not set")
+
+
+def test_the_push_url_and_the_redelivery_schedule_exist():
+    assert reverse("fulfillment:kuaidi100-push") == PUSH_URL == kuaidi100.PUSH_PATH
+    schedule = PeriodicTask.objects.get(task="fulfillment.tasks.redeliver_tracking_subscriptions")
+    assert schedule.enabled and schedule.interval.every == 600
