@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from celery import shared_task
 
 from orders.models import Order
 
+from .sandbox import sandbox_enabled, sandbox_push_deliver
 from .services import order_allocate, orders_allocate_due
+from .tracking import tracking_subscribe_shipment, tracking_subscriptions_due
 
 
 @shared_task(name="fulfillment.tasks.allocate_order")
@@ -18,3 +22,33 @@ def allocate_order(order_id: int) -> int:
 @shared_task(name="fulfillment.tasks.allocate_pending_orders")
 def allocate_pending_orders() -> int:
     return orders_allocate_due()
+
+
+@shared_task(name="fulfillment.tasks.subscribe_tracking")
+def subscribe_tracking(shipment_id: int) -> int:
+    """Subscribe a parcel's pending tracking subscriptions (queued by shipping, after commit)."""
+    return tracking_subscribe_shipment(shipment_id=shipment_id)
+
+
+@shared_task(name="fulfillment.tasks.redeliver_tracking_subscriptions")
+def redeliver_tracking_subscriptions() -> int:
+    """Periodic: queue again the parcels whose subscription is still pending (lost task, provider down)."""
+    due = tracking_subscriptions_due()
+    for shipment_id in due:
+        subscribe_tracking.delay(shipment_id)
+    return len(due)
+
+
+@shared_task(name="fulfillment.tasks.sandbox_carrier_push", ignore_result=True)
+def sandbox_carrier_push(tracking_no: str, step: int, started_at: str, tries: int = 1) -> None:
+    """The sandbox carrier's next scan of one parcel; schedules the one after. A no-op when the
+    sandbox carrier is off."""
+    if not sandbox_enabled():
+        return
+    upcoming = sandbox_push_deliver(
+        tracking_no=tracking_no, step=step, started_at=datetime.fromisoformat(started_at), tries=tries
+    )
+    if upcoming is not None:
+        sandbox_carrier_push.apply_async(
+            args=[tracking_no, upcoming.step, started_at, upcoming.tries], countdown=upcoming.countdown
+        )

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("aftersales.api.urls")),
     path("payments/", include("payments.urls")),
     path("payments/sandbox/", include("payments.sandbox.urls")),
+    path("fulfillment/", include("fulfillment.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -287,6 +287,10 @@ OMS_SANDBOX_ENABLED = env.bool("OMS_SANDBOX_ENABLED", default=False)
 # The sandbox carrier (fulfillment.sandbox) pushes really signed Kuaidi100-format tracking; it
 # follows the sandbox gateway's switch unless set on its own, and is off in production.
 OMS_CARRIER_SANDBOX_ENABLED = env.bool("OMS_CARRIER_SANDBOX_ENABLED", default=OMS_SANDBOX_ENABLED)
+# Seconds between the sandbox carrier's scans, and a fault forced on every sandbox parcel
+# ("", "problem", "refused" or "stall"; by default the number's last two digits choose: 02, 14, 99).
+OMS_CARRIER_SANDBOX_STEP_SECONDS = env.int("OMS_CARRIER_SANDBOX_STEP_SECONDS", default=60)
+OMS_CARRIER_SANDBOX_FAULT = env.str("OMS_CARRIER_SANDBOX_FAULT", default="")
 # The online channels this shop takes payments on; the deploy check asks only these for credentials.
 OMS_PAYMENT_CHANNELS = env.list("OMS_PAYMENT_CHANNELS", default=["alipay", "wechatpay"])
 ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
