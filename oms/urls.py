@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 admin.site.site_header = "OMS 订单管理系统"
 admin.site.site_title = "OMS"
 admin.site.index_title = "后台管理"
+# The home page opens with the workbench (console/): the queues that need someone, by role.
+admin.site.index_template = "admin/console/index.html"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from oms.admin_base import NoDeleteMixin, ReadOnlyAdmin
 from oms.errors import DomainError
-from orders.models import Order, OrderType
+from orders.models import Order, OrderStatus, OrderType
 from orders.pii import mask_mobile
 from orders.services import Actor
 
@@ -136,11 +136,26 @@ class ReminderAdmin(NoDeleteMixin, admin.ModelAdmin):
         self.message_user(request, _("已重新排队 %(n)d 条提醒") % {"n": done}, level=messages.SUCCESS)
 
 
+class PromiseFilter(admin.SimpleListFilter):
+    """承诺付款已过期: the customer promised a time, it passed, and the order is still unpaid."""
+
+    title = _("承诺付款")
+    parameter_name = "promise"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", _("已过期未付款"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.filter(promised_pay_at__lt=timezone.now(), order__status=OrderStatus.PENDING_PAYMENT)
+        return queryset
+
+
 @admin.register(ManualReminder)
 class ManualReminderAdmin(NoDeleteMixin, admin.ModelAdmin):
     form = ManualReminderForm
     list_display = ["created_at", "order", "channel", "outcome", "promised_pay_at", "created_by", "note"]
-    list_filter = ["outcome", "channel", "created_at"]
+    list_filter = [PromiseFilter, "outcome", "channel", "created_at"]
     search_fields = ["order__order_no", "order__customer_mobile", "note"]
     list_select_related = ["order", "created_by"]
     autocomplete_fields = ["order"]

@@ -1,0 +1,3 @@
+"""Fixtures shared with the fulfillment tests."""
+
+from tests.fulfillment.conftest import guangzhou, hangzhou, stocked  # noqa: F401 (fixtures)
