@@ -3,6 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from console import views as console_views
+
 admin.site.site_header = "OMS 订单管理系统"
 admin.site.site_title = "OMS"
 admin.site.index_title = "后台管理"
@@ -12,6 +14,7 @@ admin.site.index_template = "admin/console/index.html"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/2fa/", include("accounts.urls")),
+    path("admin/dashboard/", admin.site.admin_view(console_views.dashboard), name="console-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.api.urls")),
     path("api/v1/", include("aftersales.api.urls")),

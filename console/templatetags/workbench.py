@@ -5,9 +5,16 @@ from datetime import timedelta
 from django import template
 from django.utils.translation import gettext as _
 
+from console.views import can_see_dashboard
 from console.workbench import workbench_for
 
 register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def dashboard_allowed(context) -> bool:
+    request = context.get("request")
+    return request is not None and can_see_dashboard(request.user)
 
 
 @register.simple_tag(takes_context=True)
