@@ -39,6 +39,8 @@ from orders.events import Actor, order_event_record
 from orders.models import FulfillmentStatus, Order, OrderEvent, OrderStatus, PaymentMethod
 from orders.services import order_cancel_refused, order_fulfillment_record, orders_lock
 from payments.services import cod_collect
+from reminders.models import Purpose
+from reminders.services import reminders_notify_orders
 
 from .models import (
     OPEN_STATUSES,
@@ -562,6 +564,11 @@ def shipment_ship(
                 carrier=carrier,
                 tracking_no=tracking_no,
             )
+        reminders_notify_orders(
+            order_ids=list(units_by_order),
+            purpose=Purpose.SHIPPED_NOTICE,
+            variables={"carrier_name": str(Carrier(carrier).label), "tracking_no": tracking_no},
+        )
         enqueue_on_commit("fulfillment.tasks.subscribe_tracking", shipment.pk)
     return shipment, True
 
@@ -743,6 +750,10 @@ def shipment_deliver(*, shipment: Shipment, actor: Actor, at: datetime) -> Shipm
             cod_collect(order=order, amount=Decimal(amount), actor=actor, at=at)
             order.refresh_from_db()
         order_fulfillment_record(order=order, actor=actor, fulfillment_status=_order_progress(order), delivered_at=at)
+    reminders_notify_orders(
+        order_ids=[o.pk for o in orders if o.fulfillment_status == FulfillmentStatus.DELIVERED],
+        purpose=Purpose.DELIVERED_NOTICE,
+    )
     return shipment
 
 
