@@ -488,6 +488,7 @@ class OrderEvent(models.Model):
         LOGISTICS_EXCEPTION = "logistics_exception", _("物流异常")
         RETURNED = "returned", _("退回入库")
         CANCEL_REFUSED = "cancel_refused", _("拒收退回")
+        SHIP_OVERDUE = "ship_overdue", _("超时未发货")
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("订单"))
     type = models.CharField(_("事件"), max_length=32, choices=Type.choices)
