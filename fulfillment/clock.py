@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -87,6 +87,8 @@ def shipments_stale(*, now: datetime) -> QuerySet[Shipment]:
     )
     return (
         Shipment.objects.filter(status__in=[SS.SHIPPED, SS.EXCEPTION], shipped_at__isnull=False)
+        # necessary for the condition below, and served by the (status, last_tracking_at) index
+        .filter(Q(last_tracking_at__lte=since) | Q(last_tracking_at__isnull=True, shipped_at__lte=since))
         .annotate(
             silent_since=Greatest(
                 Coalesce(F("last_tracking_at"), F("shipped_at")),
@@ -130,11 +132,11 @@ def _sweep(
     found = skipped = 0
     after = 0
     for _batch in range(max_batches):
+        ids = list(candidates().filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        after = ids[-1]
         with transaction.atomic():
-            ids = list(candidates().filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch_size])
-            if not ids:
-                break
-            after = ids[-1]
             orders_of: dict[int, set[int]] = defaultdict(set)
             for shipment_id, order_id in ShipmentLine.objects.filter(shipment_id__in=ids).values_list(
                 "shipment_id", "order_id"

@@ -253,3 +253,20 @@ def test_default_schedules_exist_and_are_editable_rows():
     assert tasks["fulfillment.tasks.alert_parcels_without_pickup"] == 1800
     assert tasks["fulfillment.tasks.alert_stale_tracking"] == 3600
     assert tasks["fulfillment.tasks.flag_overdue_shipments"] == 600
+
+
+def test_an_idle_run_costs_one_query_and_a_busy_one_a_few_per_parcel(
+    clock, shipped, django_assert_max_num_queries, django_assert_num_queries
+):
+    parcels = [shipped(tracking_no=f"SF12345678{i:02d}", mobile=f"138000000{i:02d}") for i in range(6)]
+    with django_assert_num_queries(1):
+        assert shipments_alert_stale().found == 0
+    with django_assert_num_queries(1):
+        assert shipments_alert_no_pickup().found == 0
+    with django_assert_num_queries(1):
+        assert shipments_flag_overdue().found == 0
+    clock(T0 + timedelta(hours=50))
+    # per batch: find, lines, lock orders, lock parcels, savepoint pair; per parcel: its last scan
+    # and logistics_exception_open (check, case, its orders, one timeline entry, savepoint pair)
+    with django_assert_max_num_queries(6 * 2 + 8 * len(parcels)):
+        assert shipments_alert_stale(batch_size=4).found == len(parcels)
