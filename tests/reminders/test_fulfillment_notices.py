@@ -17,6 +17,7 @@ from reminders.selectors import order_messages
 from reminders.services import customer_opt_out, reminders_notify_orders, reminders_schedule, reminders_send_due
 from tests.fulfillment.conftest import allocated, order_for, paid
 from workflows.cancellation import order_cancel
+from workflows.expiry import order_close_expired
 
 from .conftest import at
 
@@ -177,3 +178,25 @@ def test_a_notice_rule_needs_its_own_kind(rules):
         ReminderRule.objects.create(
             name="y", purpose=Purpose.PAYMENT_REMINDER, kind=ReminderRule.Kind.AFTER_SHIPPED, template="y"
         )
+
+
+def test_the_notice_rolls_back_with_the_ship(sms, notices, clock, shirt):
+    clock(at(3, 10, 10, 0))
+    order = order_for([(shirt, 1)])
+    (parcel,) = allocated(order)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        shipment_ship(shipment=parcel, actor=SYSTEM, carrier="shunfeng", tracking_no="SF1234567890")
+        raise RuntimeError("the request failed after shipping")
+    assert not Reminder.objects.filter(order=order).exists()
+    assert reminders_send_due().sent == 0
+
+
+def test_the_timeout_close_sends_its_own_notice_not_the_merchant_one(sms, only_rules, clock, make_order):
+    only_rules(*NOTICES, "closed_notice")
+    clock(at(3, 10, 10, 0))
+    order = make_order()
+    clock(at(3, 11, 10, 1))
+    order_close_expired()
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == ("cancelled", "timeout")
+    assert list(Reminder.objects.filter(order=order).values_list("purpose", flat=True)) == ["closed_notice"]
