@@ -24,6 +24,7 @@ nothing left to do (and the partial unique constraint on open exceptions backs t
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,12 +37,14 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from oms.errors import InvalidTransition
 from orders.events import Actor, order_event_record
 from orders.models import Order, OrderEvent
 
 from .models import OPEN_STATUSES, LogisticsException, Shipment, ShipmentLine, ShipmentStatus, TrackingEvent
-from .services import logistics_exception_open
+from .services import logistics_exception_open, order_allocate, orders_awaiting_allocation
 
+logger = logging.getLogger(__name__)
 SS = ShipmentStatus
 Kind = LogisticsException.Kind
 BATCH_SIZE = 100
@@ -166,6 +169,36 @@ def _last_event_text(shipment: Shipment) -> str:
 
 
 # --- the jobs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AllocationReport:
+    allocated: int = 0
+    unallocatable: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {"allocated": self.allocated, "unallocatable": list(self.unallocatable)}
+
+
+def orders_allocate_pending(*, now: datetime | None = None, limit: int = 200) -> AllocationReport:
+    """The allocation sweep: 待发货 orders with no parcel, past OMS_RELEASE_DELAY_MINUTES (their
+    allocate_order message was lost, or the delay is what holds them), each through
+    order_allocate (idempotent under the order's lock).
+
+    An order no active warehouse can ship (its stock sits in a warehouse since deactivated) is
+    reported and logged with its order number, and the sweep goes on: one such order must
+    not hold up every order paid after it. It is tried again at the next run.
+    """
+    now = now or timezone.now()
+    allocated, stuck = 0, []
+    for order in orders_awaiting_allocation(now=now)[:limit]:
+        try:
+            if order_allocate(order=order, now=now):
+                allocated += 1
+        except InvalidTransition as err:
+            logger.warning("allocation sweep: order %s cannot be allocated: %s %s", order.order_no, err, err.details)
+            stuck.append(order.order_no)
+    return AllocationReport(allocated=allocated, unallocatable=tuple(stuck))
 
 
 def shipments_alert_no_pickup(

@@ -6,8 +6,14 @@ from celery import shared_task
 
 from orders.models import Order
 
-from .clock import shipments_alert_no_pickup, shipments_alert_stale, shipments_flag_overdue, shipments_overdue_count
-from .services import order_allocate, orders_allocate_due
+from .clock import (
+    orders_allocate_pending,
+    shipments_alert_no_pickup,
+    shipments_alert_stale,
+    shipments_flag_overdue,
+    shipments_overdue_count,
+)
+from .services import order_allocate
 
 
 @shared_task(name="fulfillment.tasks.allocate_order")
@@ -17,8 +23,9 @@ def allocate_order(order_id: int) -> int:
 
 
 @shared_task(name="fulfillment.tasks.allocate_pending_orders")
-def allocate_pending_orders() -> int:
-    return orders_allocate_due()
+def allocate_pending_orders() -> dict:
+    """Periodic: allocate 待发货 orders whose message was lost or whose release delay passed."""
+    return orders_allocate_pending().as_dict()
 
 
 @shared_task(name="fulfillment.tasks.alert_parcels_without_pickup")

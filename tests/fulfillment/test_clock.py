@@ -12,6 +12,8 @@ from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
 from fulfillment.clock import (
+    AllocationReport,
+    orders_allocate_pending,
     shipments_alert_no_pickup,
     shipments_alert_stale,
     shipments_flag_overdue,
@@ -229,11 +231,11 @@ def test_the_sweep_allocates_an_order_whose_message_was_lost(clock, hangzhou, st
     shirt = stocked({hangzhou: 5})
     order = paid(order_for([(shirt, 2)]))  # the allocate_order message never ran (no commit here)
     assert not Shipment.objects.exists()
-    assert allocate_pending_orders() == 1
+    assert allocate_pending_orders() == {"allocated": 1, "unallocatable": []}
     [parcel] = Shipment.objects.all()
     assert (parcel.status, parcel.warehouse) == (ShipmentStatus.PENDING, hangzhou)
     assert order.events.filter(type=OrderEvent.Type.ALLOCATED).count() == 1
-    assert allocate_pending_orders() == 0
+    assert allocate_pending_orders()["allocated"] == 0
 
 
 def test_the_sweep_waits_for_the_release_delay(clock, settings, hangzhou, stocked):
@@ -241,10 +243,23 @@ def test_the_sweep_waits_for_the_release_delay(clock, settings, hangzhou, stocke
     shirt = stocked({hangzhou: 5})
     paid(order_for([(shirt, 1)]))
     clock(T0 + timedelta(minutes=29))
-    assert allocate_pending_orders() == 0
+    assert allocate_pending_orders()["allocated"] == 0
     clock(T0 + timedelta(minutes=31))
-    assert allocate_pending_orders() == 1
+    assert allocate_pending_orders()["allocated"] == 1
     assert Shipment.objects.get().ship_by == T0 + timedelta(hours=48)  # counted from approval
+
+
+def test_one_order_no_warehouse_can_ship_does_not_hold_up_the_others(clock, hangzhou, guangzhou, stocked, caplog):
+    shirt = stocked({hangzhou: 5})
+    mug = stocked({guangzhou: 5}, code="MUG")
+    stuck = paid(order_for([(shirt, 1)]))  # approved first, so first in the sweep's queue
+    hangzhou.active = False  # its stock is now in a warehouse that ships nothing
+    hangzhou.save()
+    clock(T0 + timedelta(minutes=1))
+    fine = paid(order_for([(mug, 1)], mobile="13900139000"))
+    assert orders_allocate_pending() == AllocationReport(allocated=1, unallocatable=(stuck.order_no,))
+    assert Shipment.objects.get().lines.get().order == fine
+    assert stuck.order_no in caplog.text
 
 
 def test_default_schedules_exist_and_are_editable_rows():
