@@ -32,8 +32,7 @@ TEMPLATE_VARIABLES = {
     "paid_amount": "已付金额，如 180.00",
     "cancel_reason": "取消原因，如“缺货”（商家取消通知）",
     "carrier_name": "快递公司，如“顺丰速运”（发货通知）",
-    "tracking_no": "运单号（发货通知）",
-    "shipment_no": "包裹号（发货通知）",
+    "tracking_no": "运单号（发货通知中为所发包裹的）",
 }
 
 _engine = Engine(autoescape=False)
@@ -106,7 +105,6 @@ def message_variables(
         "cancel_reason": str(order.get_cancel_reason_display()) if order.cancel_reason else "",
         "carrier_name": "",
         "tracking_no": order.tracking_no,
-        "shipment_no": "",
         **(extra or {}),
     }
 
