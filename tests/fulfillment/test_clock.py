@@ -285,3 +285,15 @@ def test_an_idle_run_costs_one_query_and_a_busy_one_a_few_per_parcel(
     # and logistics_exception_open (check, case, its orders, one timeline entry, savepoint pair)
     with django_assert_max_num_queries(6 * 2 + 8 * len(parcels)):
         assert shipments_alert_stale(batch_size=4).found == len(parcels)
+
+
+def test_a_merged_overdue_parcel_is_flagged_on_each_of_its_orders(clock, hangzhou, stocked):
+    shirt = stocked({hangzhou: 10})
+    first, second = order_for([(shirt, 1)]), order_for([(shirt, 2)])  # same customer and address: 合单
+    (parcel,) = allocated(first)
+    assert allocated(second) == [parcel]
+    clock(T0 + timedelta(hours=49))
+    assert shipments_flag_overdue().found == 1
+    assert shipments_flag_overdue().found == 0
+    for order in (first, second):
+        assert order.events.filter(type=OrderEvent.Type.SHIP_OVERDUE, data__shipment_no=parcel.shipment_no).count() == 1

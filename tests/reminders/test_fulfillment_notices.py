@@ -200,3 +200,15 @@ def test_the_timeout_close_sends_its_own_notice_not_the_merchant_one(sms, only_r
     order.refresh_from_db()
     assert (order.status, order.cancel_reason) == ("cancelled", "timeout")
     assert list(Reminder.objects.filter(order=order).values_list("purpose", flat=True)) == ["closed_notice"]
+
+
+def test_a_merged_parcel_tells_each_of_its_orders(sms, notices, clock, shirt, mug):
+    clock(at(3, 10, 10, 0))
+    first, second = order_for([(shirt, 1)]), order_for([(mug, 1)])  # same customer and address: 合单
+    (parcel,) = allocated(first)
+    assert allocated(second) == [parcel]
+    shipment_ship(shipment=parcel, actor=SYSTEM, carrier="zhongtong", tracking_no="7123456789012")
+    assert reminders_send_due().sent == 2
+    texts = [message.text for message in sms.sent]
+    assert [sum(order.order_no in text for text in texts) for order in (first, second)] == [1, 1]
+    assert all("中通快递" in message.text and "7123456789012" in message.text for message in sms.sent)
