@@ -213,7 +213,7 @@ def shipments_alert_no_pickup(
         logistics_exception_open(
             shipment=shipment,
             kind=Kind.NO_PICKUP,
-            last_event=f"发货 {hours} 小时后仍无揽收记录（{shipment.carrier} {shipment.tracking_no}）",
+            last_event=f"发货 {hours} 小时后仍无揽收记录（{shipment.get_carrier_display()} {shipment.tracking_no}）",
             actor=actor,
         )
 

@@ -84,7 +84,8 @@ def test_no_pickup_within_24_hours_opens_one_case(clock, shipped):
     assert shipments_alert_no_pickup().found == 1
     assert shipments_alert_no_pickup().found == 0  # the job ran twice
     [case] = cases(parcel, LogisticsException.Kind.NO_PICKUP)
-    assert case.resolved_at is None and "无揽收" in case.last_event
+    assert case.resolved_at is None
+    assert case.last_event == "发货 24 小时后仍无揽收记录（顺丰速运 SF1234567890）"
     [order_id] = parcel.lines.values_list("order_id", flat=True).distinct()
     event = OrderEvent.objects.get(order_id=order_id, type=OrderEvent.Type.LOGISTICS_EXCEPTION)
     assert (event.actor_label, event.data["kind"]) == ("alert_no_pickup", "no_pickup")
