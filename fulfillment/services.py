@@ -42,6 +42,8 @@ from orders.events import Actor, order_event_record
 from orders.models import FulfillmentStatus, Order, OrderEvent, OrderStatus, PaymentMethod
 from orders.services import order_cancel_refused, order_fulfillment_record, orders_lock
 from payments.services import cod_collect
+from reminders.models import Purpose
+from reminders.services import reminders_notify_orders
 
 from .models import (
     OPEN_STATUSES,
@@ -283,15 +285,6 @@ def orders_awaiting_allocation(*, now: datetime | None = None):
         .filter(~Exists(in_parcel))
         .order_by("approved_at", "pk")
     )
-
-
-def orders_allocate_due(*, now: datetime | None = None, limit: int = 200) -> int:
-    """The clock's part: allocate orders whose allocation message was lost or delayed."""
-    done = 0
-    for order in orders_awaiting_allocation(now=now)[:limit]:
-        if order_allocate(order=order, now=now):
-            done += 1
-    return done
 
 
 # --- warehouse work ------------------------------------------------------------------
@@ -571,6 +564,12 @@ def shipment_ship(
                     carrier=carrier,
                     tracking_no=tracking_no,
                 )
+        if not replacement:
+            reminders_notify_orders(
+                order_ids=list(units_by_order),
+                purpose=Purpose.SHIPPED_NOTICE,
+                variables={"carrier_name": str(Carrier(carrier).label), "tracking_no": tracking_no},
+            )
         enqueue_on_commit("fulfillment.tasks.subscribe_tracking", shipment.pk)
     return shipment, True
 
@@ -757,6 +756,10 @@ def shipment_deliver(*, shipment: Shipment, actor: Actor, at: datetime) -> Shipm
             order_fulfillment_record(
                 order=order, actor=actor, fulfillment_status=_order_progress(order), delivered_at=at
             )
+        reminders_notify_orders(
+            order_ids=[o.pk for o in orders if o.fulfillment_status == FulfillmentStatus.DELIVERED],
+            purpose=Purpose.DELIVERED_NOTICE,
+        )
         return shipment
 
 

@@ -498,6 +498,7 @@ class OrderEvent(models.Model):
         AFTERSALE_RESHIPPED = "aftersale_reshipped", _("售后补发")
         AFTERSALE_CLOSED = "aftersale_closed", _("售后结束")
         UNITS_CANCELLED = "units_cancelled", _("部分商品取消")
+        SHIP_OVERDUE = "ship_overdue", _("超时未发货")
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("订单"))
     type = models.CharField(_("事件"), max_length=32, choices=Type.choices)

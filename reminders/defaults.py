@@ -1,4 +1,6 @@
-"""The built-in rules: created by migration 0002 and by `reminder_rules_install_builtin()`.
+"""The built-in rules: created by migrations 0002 (BUILTIN_RULES) and 0004 (NOTICE_RULES), and
+by `reminder_rules_install_builtin()`. The lists stay apart because 0002 runs before the
+notice purposes exist.
 
 Plain data only (no model imports), so the data migration can use it with historical models.
 Templates use Django template syntax; the variables are listed in rendering.TEMPLATE_VARIABLES.
@@ -78,5 +80,56 @@ BUILTIN_RULES = [
         "channel": "in_app",
         "template": CLOSED_TEXT,
         "email_subject": "订单 {{ order_no }} 已关闭",
+    },
+]
+
+# Seed 004 下单篇 2: "您的订单已发货，快递：顺丰速运，单号 SF…". carrier_name and tracking_no are
+# the parcel's, captured when it shipped (Reminder.variables).
+SHIPPED_TEXT = (
+    "您好，您在{{ shop }}的订单 {{ order_no }} 已发货，快递：{{ carrier_name }}，单号 {{ tracking_no }}。"
+    "商品：{{ goods }}。可凭单号查询物流进度，如有问题请联系客服。"
+)
+
+DELIVERED_TEXT = (
+    "您在{{ shop }}的订单 {{ order_no }}（{{ goods }}）已签收。如非本人签收或商品有问题，"
+    "请联系客服或在订单中申请售后。感谢您的惠顾！"
+)
+
+CANCELLED_TEXT = (
+    "很抱歉，您在{{ shop }}的订单 {{ order_no }}（{{ goods }}）已由商家取消"
+    "{% if cancel_reason %}，原因：{{ cancel_reason }}{% endif %}。"
+    "{% if is_paid %}您支付的 ¥{{ paid_amount }} 将原路退回，请留意到账。{% endif %}如有疑问请联系客服。"
+)
+
+NOTICE_RULES = [
+    {
+        "code": "shipped_notice",
+        "name": "发货通知",
+        "purpose": "shipped_notice",
+        "kind": "after_shipped",
+        "offset_minutes": 0,
+        "channel": "sms",
+        "template": SHIPPED_TEXT,
+        "email_subject": "订单 {{ order_no }} 已发货",
+    },
+    {
+        "code": "delivered_notice",
+        "name": "签收通知",
+        "purpose": "delivered_notice",
+        "kind": "after_delivered",
+        "offset_minutes": 0,
+        "channel": "in_app",
+        "template": DELIVERED_TEXT,
+        "email_subject": "订单 {{ order_no }} 已签收",
+    },
+    {
+        "code": "merchant_cancelled_notice",
+        "name": "商家取消通知",
+        "purpose": "cancelled_notice",
+        "kind": "after_merchant_cancelled",
+        "offset_minutes": 0,
+        "channel": "sms",
+        "template": CANCELLED_TEXT,
+        "email_subject": "订单 {{ order_no }} 已取消",
     },
 ]

@@ -22,11 +22,19 @@ class Channel(models.TextChoices):
 
 
 class Purpose(models.TextChoices):
-    """What a message is for. Only 催付 counts against the caps and is skipped once the order is paid."""
+    """What a message is for. Only 催付 counts against the caps and is skipped once the order is paid.
+
+    The fulfillment notices (shipped, delivered, cancelled by the merchant) are queued by the
+    service that does the thing, inside its transaction (reminders_notify_orders); the
+    scheduler never scans for them.
+    """
 
     PAYMENT_REMINDER = "payment_reminder", _("催付")
     CONFIRMATION = "confirmation", _("下单确认")
     CLOSED_NOTICE = "closed_notice", _("关单通知")
+    SHIPPED_NOTICE = "shipped_notice", _("发货通知")
+    DELIVERED_NOTICE = "delivered_notice", _("签收通知")
+    CANCELLED_NOTICE = "cancelled_notice", _("商家取消通知")
 
 
 class ReminderRule(models.Model):
@@ -35,6 +43,9 @@ class ReminderRule(models.Model):
         BEFORE_DEADLINE = "before_deadline", _("付款截止前")
         AFTER_PAYMENT_STARTED = "after_payment_started", _("发起支付后未完成")
         AFTER_CLOSED = "after_closed", _("超时关单后")
+        AFTER_SHIPPED = "after_shipped", _("发货后")
+        AFTER_DELIVERED = "after_delivered", _("签收后")
+        AFTER_MERCHANT_CANCELLED = "after_merchant_cancelled", _("商家取消后")
 
     code = models.SlugField(
         _("编码"), max_length=64, unique=True, null=True, blank=True, help_text=_("内置规则的编码；自建规则可留空")
@@ -70,10 +81,20 @@ class ReminderRule(models.Model):
                 condition=(
                     Q(kind="after_closed", purpose="closed_notice")
                     | Q(purpose="confirmation", kind="after_created")
-                    | (Q(purpose="payment_reminder") & ~Q(kind="after_closed"))
+                    | Q(
+                        purpose="payment_reminder",
+                        kind__in=["after_created", "before_deadline", "after_payment_started"],
+                    )
+                    | Q(purpose="shipped_notice", kind="after_shipped")
+                    | Q(purpose="delivered_notice", kind="after_delivered")
+                    | Q(purpose="cancelled_notice", kind="after_merchant_cancelled")
                 ),
                 name="reminder_rule_purpose_fits_kind",
-                violation_error_message=_("关单通知只能用“超时关单后”；下单确认只能用“下单后”；催付不能用“超时关单后”"),
+                violation_error_message=_(
+                    "关单通知只能用“超时关单后”；下单确认只能用“下单后”；"
+                    "催付只能用“下单后”“付款截止前”“发起支付后未完成”；"
+                    "发货、签收、商家取消通知只能用“发货后”“签收后”“商家取消后”"
+                ),
             )
         ]
 
@@ -118,6 +139,12 @@ class Reminder(models.Model):
     sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True, db_index=True)
     recipient = models.CharField(_("接收方"), max_length=254, blank=True)
     text = models.TextField(_("消息内容"), blank=True)
+    variables = models.JSONField(
+        _("附加变量"),
+        default=dict,
+        blank=True,
+        help_text=_("排队时记下的模板变量，如发货通知的快递公司和运单号"),
+    )
     provider_message_id = models.CharField(_("服务商消息ID"), max_length=128, blank=True)
     skip_reason = models.CharField(_("跳过原因"), max_length=32, choices=SkipReason.choices, blank=True)
     last_error = models.CharField(_("最近错误"), max_length=500, blank=True)

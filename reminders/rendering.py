@@ -29,6 +29,10 @@ TEMPLATE_VARIABLES = {
     "pay_link": "一键付款链接（OMS_PAY_LINK_TEMPLATE）",
     "is_cod": "是否货到付款（用于 {% if is_cod %}）",
     "is_paid": "是否已付款（用于 {% if is_paid %}）",
+    "paid_amount": "已付金额，如 180.00",
+    "cancel_reason": "取消原因，如“缺货”（商家取消通知）",
+    "carrier_name": "快递公司，如“顺丰速运”（发货通知）",
+    "tracking_no": "运单号（发货通知中为所发包裹的）",
 }
 
 _engine = Engine(autoescape=False)
@@ -80,7 +84,11 @@ def local_text(at: datetime) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
-def message_variables(*, order: Order, goods: Sequence[tuple[str, int]], now: datetime) -> dict[str, object]:
+def message_variables(
+    *, order: Order, goods: Sequence[tuple[str, int]], now: datetime, extra: dict[str, object] | None = None
+) -> dict[str, object]:
+    """The order's variables, then `extra` (what was captured when the message was queued, e.g.
+    the shipped parcel's carrier and tracking number) on top."""
     return {
         "shop": order.storefront.name,
         "customer_name": order.customer_name,
@@ -93,6 +101,11 @@ def message_variables(*, order: Order, goods: Sequence[tuple[str, int]], now: da
         "pay_link": conf.pay_link(order.order_no),
         "is_cod": order.payment_method == PaymentMethod.COD,
         "is_paid": order.paid_at is not None,
+        "paid_amount": f"{order.paid_total:.2f}",
+        "cancel_reason": str(order.get_cancel_reason_display()) if order.cancel_reason else "",
+        "carrier_name": "",
+        "tracking_no": order.tracking_no,
+        **(extra or {}),
     }
 
 

@@ -1,10 +1,13 @@
-"""催付 and order messages: scheduling, sending, closed notices, manual 催付, opt-out.
+"""催付 and order messages: scheduling, sending, closed and fulfillment notices, manual 催付, opt-out.
 
 How a message goes out (`reminders_send_due`, every minute):
 
 1. **Schedule** (set-based): for each active rule, one SELECT finds the orders it is due
    for that have no reminder of it yet, one INSERT … ON CONFLICT DO NOTHING adds the rows.
    The unique (order, rule) constraint makes this safe to run twice or concurrently.
+   Event notices are not scheduled here: the timeout sweep (closed notices) and the ship,
+   deliver and merchant-cancel services (reminders_notify_orders) queue their rows inside
+   their own transactions.
 2. **Claim** (one transaction per batch): due `scheduled` rows are taken with
    SELECT … FOR UPDATE SKIP LOCKED, the customers' advisory locks (PostgreSQL) and then the
    orders are locked, and each row is checked again: order status, deadline, opt-out, the
@@ -38,7 +41,7 @@ from orders.services import Actor, order_event_record
 
 from . import conf, selectors
 from .channels import ChannelError, OutboundMessage, channel_for
-from .defaults import BUILTIN_RULES
+from .defaults import BUILTIN_RULES, NOTICE_RULES
 from .models import Channel, CustomerContactPreference, ManualReminder, Purpose, Reminder, ReminderRule
 from .rendering import RenderError, message_variables, provider_params, render
 
@@ -48,6 +51,18 @@ JOB = "send_due_reminders"
 SkipReason = Reminder.SkipReason
 # Key space for pg_advisory_xact_lock(int, int): (this constant, hashtext(mobile)).
 CUSTOMER_LOCK_SPACE = 7_310_001
+# Queued by the service that did the thing (reminders_notify_orders), never by the scheduler.
+NOTICE_KINDS = {
+    Purpose.SHIPPED_NOTICE: ReminderRule.Kind.AFTER_SHIPPED,
+    Purpose.DELIVERED_NOTICE: ReminderRule.Kind.AFTER_DELIVERED,
+    Purpose.CANCELLED_NOTICE: ReminderRule.Kind.AFTER_MERCHANT_CANCELLED,
+}
+# Purposes whose message is pointless after the payment deadline (quiet hours may push it there).
+DEADLINE_BOUND = {Purpose.PAYMENT_REMINDER, Purpose.CONFIRMATION}
+# Purposes a customer's 退订 (opt-out) stops, besides 催付: the fulfillment notices are not
+# needed to receive the goods (the storefront shows the parcels), so a customer who said
+# "no more messages" gets none of them either. Confirmations and closed notices still go out.
+OPT_OUT_PURPOSES = {Purpose.PAYMENT_REMINDER, *NOTICE_KINDS}
 
 
 @dataclass
@@ -83,7 +98,7 @@ class SendReport:
 def reminder_rules_install_builtin() -> int:
     """Create the built-in rules that are missing (matched by code). Returns how many were created."""
     created = 0
-    for spec in BUILTIN_RULES:
+    for spec in [*BUILTIN_RULES, *NOTICE_RULES]:
         defaults = {key: value for key, value in spec.items() if key != "code"}
         _, was_created = ReminderRule.objects.get_or_create(code=spec["code"], defaults=defaults)
         created += was_created
@@ -98,7 +113,11 @@ def reminders_schedule(*, now: datetime | None = None, limit: int | None = None)
     now = now or timezone.now()
     limit = limit or conf.schedule_limit()
     offered = 0
-    rules = ReminderRule.objects.filter(active=True).exclude(kind=ReminderRule.Kind.AFTER_CLOSED).order_by("pk")
+    rules = (
+        ReminderRule.objects.filter(active=True)
+        .exclude(kind__in=[ReminderRule.Kind.AFTER_CLOSED, *NOTICE_KINDS.values()])
+        .order_by("pk")
+    )
     for rule in rules:
         due = selectors.orders_due_for_rule(rule=rule, now=now, limit=limit)
         if due:
@@ -136,7 +155,42 @@ def reminders_notify_closed(*, order_ids: list[int], now: datetime | None = None
     return offered
 
 
-def _new_reminder(*, rule: ReminderRule, order_id: int, due_at: datetime) -> Reminder:
+def reminders_notify_orders(
+    *, order_ids: list[int], purpose: str, variables: dict[str, str] | None = None, now: datetime | None = None
+) -> int:
+    """Queue a fulfillment notice (发货通知, 签收通知, 商家取消通知) for these orders.
+
+    Called inside the transaction that ships, delivers or cancels, so the outbox rows commit
+    (or roll back) with it; send_due_reminders delivers them, re-checking the order, opt-out
+    and quiet hours first. At most once per (order, rule): a second call (a later parcel of
+    the same order, a retried request) adds nothing. `variables` are kept on the rows for
+    the template (the parcel's carrier and tracking number). One query for the rules, one
+    INSERT … ON CONFLICT DO NOTHING per active rule (plus one SELECT for a rule limited to
+    some order types). Returns the rows offered.
+    """
+    if purpose not in NOTICE_KINDS:
+        raise ValueError(f"not a notice purpose: {purpose}")
+    if not order_ids:
+        return 0
+    now = now or timezone.now()
+    offered = 0
+    for rule in ReminderRule.objects.filter(active=True, purpose=purpose, kind=NOTICE_KINDS[purpose]).order_by("pk"):
+        ids = sorted(set(order_ids))
+        if rule.order_types:
+            ids = list(Order.objects.filter(pk__in=ids, order_type__in=rule.order_types).values_list("pk", flat=True))
+        due_at = now + timedelta(minutes=rule.offset_minutes)
+        Reminder.objects.bulk_create(
+            [_new_reminder(rule=rule, order_id=order_id, due_at=due_at, variables=variables) for order_id in ids],
+            ignore_conflicts=True,  # an existing row (and its variables) is left as it was
+            batch_size=1000,
+        )
+        offered += len(ids)
+    return offered
+
+
+def _new_reminder(
+    *, rule: ReminderRule, order_id: int, due_at: datetime, variables: dict[str, str] | None = None
+) -> Reminder:
     return Reminder(
         order_id=order_id,
         rule=rule,
@@ -144,6 +198,7 @@ def _new_reminder(*, rule: ReminderRule, order_id: int, due_at: datetime) -> Rem
         channel=rule.channel,
         scheduled_at=due_at,
         next_attempt_at=due_at,
+        variables=variables or {},
     )
 
 
@@ -334,6 +389,12 @@ def _status_skip_reason(purpose: str, order: Order, now: datetime) -> str | None
             return SkipReason.ORDER_CANCELLED
     elif purpose == Purpose.CLOSED_NOTICE and order.status != OrderStatus.CANCELLED:
         return SkipReason.ORDER_REOPENED
+    elif purpose in (Purpose.SHIPPED_NOTICE, Purpose.DELIVERED_NOTICE) and order.status == OrderStatus.CANCELLED:
+        # Whatever the order's status otherwise (partly shipped, shipped, completed): the parcel
+        # did leave or arrive. A cancelled order (a refused COD parcel) is told nothing more.
+        return SkipReason.ORDER_CANCELLED
+    elif purpose == Purpose.CANCELLED_NOTICE and order.status != OrderStatus.CANCELLED:
+        return SkipReason.ORDER_REOPENED
     return None
 
 
@@ -353,10 +414,10 @@ def _decide_one(
     if reason is None and recipient is None:
         reason = SkipReason.NO_CONTACT
     is_payment_reminder = reminder.purpose == Purpose.PAYMENT_REMINDER
+    if reason is None and reminder.purpose in OPT_OUT_PURPOSES and order.customer_mobile in limits.opted_out:
+        reason = SkipReason.OPTED_OUT
     if reason is None and is_payment_reminder:
-        if order.customer_mobile in limits.opted_out:
-            reason = SkipReason.OPTED_OUT
-        elif limits.per_order[order.pk] >= conf.order_cap():
+        if limits.per_order[order.pk] >= conf.order_cap():
             reason = SkipReason.ORDER_CAP
         elif limits.per_mobile_today[order.customer_mobile] >= conf.daily_cap():
             reason = SkipReason.DAILY_CAP
@@ -369,13 +430,13 @@ def _decide_one(
         earliest = max(earliest, limits.last_at[order.pk] + conf.min_gap())
     allowed = next_allowed_time(earliest) if reminder.channel == Channel.SMS else earliest
     if allowed > now:
-        if reminder.purpose != Purpose.CLOSED_NOTICE and allowed >= order.payment_deadline:
+        if reminder.purpose in DEADLINE_BOUND and allowed >= order.payment_deadline:
             reminder.skip(reason=SkipReason.QUIET_HOURS if allowed != earliest else SkipReason.TOO_SOON)
         else:
             reminder.defer(until=allowed)
         return None
 
-    variables = message_variables(order=order, goods=goods, now=now)
+    variables = message_variables(order=order, goods=goods, now=now, extra=reminder.variables)
     try:
         text = render(rule.template, variables)
         subject = render(rule.email_subject, variables) if rule.email_subject else f"{rule.name} {order.order_no}"
@@ -516,7 +577,8 @@ def manual_reminder_record(
 
 
 def customer_opt_out(*, mobile: str, reason: str = "", user=None) -> CustomerContactPreference:
-    """The customer asked for no more 催付 (e.g. replied 退订). Confirmations and closed notices still go out."""
+    """The customer asked for no more messages (e.g. replied 退订): 催付 and the shipping, delivery
+    and merchant-cancel notices stop (OPT_OUT_PURPOSES). Confirmations and closed notices still go out."""
     if user is not None:
         require_permission(user, "reminders.change_customercontactpreference")
     preference, _created = CustomerContactPreference.objects.update_or_create(

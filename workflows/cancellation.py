@@ -8,8 +8,10 @@ from django.utils.translation import gettext as _
 from fulfillment.services import shipments_cancel_for_order
 from orders import services as order_services
 from orders.events import Actor
-from orders.models import ZERO, Order
+from orders.models import ZERO, ActorKind, Order
 from payments.services import refund_request_full
+from reminders.models import Purpose
+from reminders.services import reminders_notify_orders
 
 
 def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "") -> Order:
@@ -22,4 +24,6 @@ def order_cancel(*, order: Order, actor: Actor, reason: str, note: str = "") -> 
         shipments_cancel_for_order(order=order, actor=actor)
         if order.paid_total > ZERO:
             refund_request_full(order=order, reason=_("订单取消"), actor=actor)
+        if actor.kind == ActorKind.STAFF:  # the merchant cancelled: tell the customer (not their own cancel)
+            reminders_notify_orders(order_ids=[order.pk], purpose=Purpose.CANCELLED_NOTICE)
     return order

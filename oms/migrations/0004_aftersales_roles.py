@@ -7,7 +7,7 @@ from oms.roles import sync_roles
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("oms", "0002_fulfillment_roles"),
+        ("oms", "0003_fulfillment_schedules"),
         ("aftersales", "0001_initial"),
     ]
 
