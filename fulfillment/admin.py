@@ -63,13 +63,12 @@ STATUS_COLOURS = {
 
 
 def error_text(err: DomainError) -> str:
-    """The message a person reads: the error's own sentence, then what each field said."""
-    details = [str(m) for messages_ in (err.fields or {}).values() for m in messages_]
-    if not details:
-        return err.message
-    if err.message == str(type(err).default_message):
+    """The sentence a person reads: the error's own message, or, where the service only named
+    fields (the generic "请检查字段"), what each field said."""
+    details = [str(m) for field_messages in (err.fields or {}).values() for m in field_messages]
+    if details and err.message == str(type(err).default_message):
         return "；".join(details)
-    return f"{err.message}（{'；'.join(details)}）"
+    return err.message
 
 
 def carrier_choices() -> list[tuple[str, str]]:
