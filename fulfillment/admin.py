@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
@@ -49,6 +50,7 @@ from .models import (
 from .selectors import shipments_for_order
 
 SS = ShipmentStatus
+LINE_BREAK = mark_safe("<br>")  # format_html_join escapes its separator
 STATUS_COLOURS = {
     SS.PENDING: "#b26b00",
     SS.PICKING: "#1565c0",
@@ -82,7 +84,9 @@ def carrier_choices() -> list[tuple[str, str]]:
 
 def status_badge_html(shipment: Shipment):
     return format_html(
-        '<b style="color:{}">{}</b>', STATUS_COLOURS.get(shipment.status, "#000"), shipment.get_status_display()
+        '<b style="color:{};white-space:nowrap">{}</b>',
+        STATUS_COLOURS.get(shipment.status, "#000"),
+        shipment.get_status_display(),
     )
 
 
@@ -252,13 +256,12 @@ class ShipmentAdmin(ShipmentImportAdminMixin, NoDeleteMixin, admin.ModelAdmin):
 
     list_display = [
         "shipment_no",
-        "order_nos",
-        "warehouse",
         "status_badge",
         "contents",
         "ship_by_display",
+        "order_nos",
+        "warehouse",
         "tracking_display",
-        "exception_flag",
     ]
     list_filter = ["warehouse", "status", "carrier", OpenExceptionFilter, OverdueFilter]
     search_fields = ["shipment_no", "tracking_no", "lines__order__order_no"]
@@ -342,21 +345,27 @@ class ShipmentAdmin(ShipmentImportAdminMixin, NoDeleteMixin, admin.ModelAdmin):
     def order_nos(self, shipment: Shipment):
         orders = {line.order_id: line.order.order_no for line in shipment.lines.all()}
         return format_html_join(
-            "<br>",
+            LINE_BREAK,
             '<a href="{}">{}</a>',
             ((reverse("admin:orders_order_change", args=[pk]), no) for pk, no in sorted(orders.items())),
         )
 
     @admin.display(description=_("状态"), ordering="status")
     def status_badge(self, shipment: Shipment):
+        if getattr(shipment, "has_open_exception", False):
+            return format_html(
+                '{}<br><b style="color:#c62828">⚠ {}</b>', status_badge_html(shipment), gettext("有异常")
+            )
         return status_badge_html(shipment)
 
     @admin.display(description=_("商品×数量"))
-    def contents(self, shipment: Shipment) -> str:
+    def contents(self, shipment: Shipment):
         units: dict[str, int] = defaultdict(int)
         for line in shipment.lines.all():
             units[line.order_line.sku_code] += line.quantity
-        return "、".join(f"{code}×{qty}" for code, qty in units.items())
+        return format_html_join(
+            LINE_BREAK, '<span style="white-space:nowrap">{}×{}</span>', ((code, qty) for code, qty in units.items())
+        )
 
     @admin.display(description=_("最晚发货"), ordering="ship_by")
     def ship_by_display(self, shipment: Shipment):
@@ -364,18 +373,14 @@ class ShipmentAdmin(ShipmentImportAdminMixin, NoDeleteMixin, admin.ModelAdmin):
             return "—"
         text = f"{timezone.localtime(shipment.ship_by):%m-%d %H:%M}"
         if shipment.is_open and shipment.ship_by < timezone.now():
-            return format_html('<b style="color:#c62828">⚠ {} {}</b>', text, gettext("已超时"))
-        return text
+            return format_html('<b style="color:#c62828;white-space:nowrap">⚠ {} {}</b>', text, gettext("已超时"))
+        return format_html('<span style="white-space:nowrap">{}</span>', text)
 
     @admin.display(description=_("运单号"), ordering="tracking_no")
     def tracking_display(self, shipment: Shipment) -> str:
         if not shipment.tracking_no:
             return "—"
-        return f"{shipment.get_carrier_display()} {shipment.tracking_no}"
-
-    @admin.display(description=_("异常"), ordering="has_open_exception")
-    def exception_flag(self, shipment: Shipment) -> str:
-        return "⚠" if getattr(shipment, "has_open_exception", False) else ""
+        return format_html("{}<br>{}", shipment.get_carrier_display(), shipment.tracking_no)
 
     # --- bulk actions ---
 
@@ -806,7 +811,7 @@ class LogisticsExceptionAdmin(NoDeleteMixin, admin.ModelAdmin):
     def order_nos(self, case: LogisticsException):
         orders = {line.order_id: line.order.order_no for line in case.shipment.lines.all()}
         return format_html_join(
-            "<br>",
+            LINE_BREAK,
             '<a href="{}">{}</a>',
             ((reverse("admin:orders_order_change", args=[pk]), no) for pk, no in sorted(orders.items())),
         )
@@ -823,7 +828,7 @@ class LogisticsExceptionAdmin(NoDeleteMixin, admin.ModelAdmin):
     def tracking(self, case: LogisticsException):
         events = case.shipment.tracking_events.order_by("-time", "-id")[:10]
         return format_html_join(
-            "<br>", "{} {}", ((f"{timezone.localtime(e.time):%m-%d %H:%M}", e.context) for e in events)
+            LINE_BREAK, "{} {}", ((f"{timezone.localtime(e.time):%m-%d %H:%M}", e.context) for e in events)
         ) or gettext("暂无轨迹")
 
     @admin.display(description=_("状态"), ordering="resolved_at")

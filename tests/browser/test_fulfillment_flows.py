@@ -64,6 +64,7 @@ def test_a_picker_prints_a_pick_list_scans_packs_and_ships(live_server, staff_lo
     # 1. the parcel list: select both pending parcels, generate a pick wave
     page.goto(base + "?status__exact=pending")
     assert "TSHIRT-L-BLK×2" in page.content() and order.order_no in page.content()
+    page.screenshot(path=str(SHOTS / "fa-shipments.png"), full_page=True)
     for shipment in (parcel, other):
         page.check(f"input[name=_selected_action][value='{shipment.pk}']")
     page.select_option("select[name=action]", "start_pick_wave")
@@ -109,6 +110,7 @@ def test_a_picker_prints_a_pick_list_scans_packs_and_ships(live_server, staff_lo
     page.click("#ship-link")
     page.select_option("#id_carrier", "shunfeng")
     page.fill("#id_tracking_no", "SF1234567890")
+    page.screenshot(path=str(SHOTS / "fa-ship-form.png"), full_page=True)
     page.click("#action-submit")
     page.wait_for_selector("text=已发货：顺丰速运 SF1234567890")
     parcel.refresh_from_db()

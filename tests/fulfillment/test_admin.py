@@ -284,3 +284,26 @@ def test_warehouse_provinces_are_typed_as_text(staff, hangzhou):
 def test_sku_list_shows_bin_and_barcode(staff, shirt):
     page = login(staff("仓储", "cangchu")).get("/admin/inventory/sku/", {"q": "6901234567892"}).content.decode()
     assert "A-03-2" in page and "TSHIRT-L-BLK" in page
+
+
+def test_every_fulfillment_screen_renders_for_a_supervisor_and_nothing_can_be_deleted(staff, parcel, admin_user):
+    shipped, _ = shipment_ship(shipment=parcel, actor=SYSTEM, carrier="shunfeng", tracking_no="SF1234567890")
+    case = logistics_exception_open(shipment=shipped, kind="problem", actor=SYSTEM)
+    TrackingEvent.objects.create(shipment=shipped, time=timezone.now(), state="problem", context="【杭州】地址不详")
+    boss = login(staff("主管", "zhuguan"))
+    for url in (
+        CHANGELIST,
+        f"{CHANGELIST}{parcel.pk}/change/",
+        "/admin/fulfillment/pickwave/",
+        "/admin/fulfillment/logisticsexception/",
+        f"/admin/fulfillment/logisticsexception/{case.pk}/change/",
+        "/admin/fulfillment/trackingpush/",
+        "/admin/fulfillment/trackingsubscription/",
+        "/admin/inventory/warehouse/",
+    ):
+        response = boss.get(url)
+        assert response.status_code == 200, url
+    assert "【杭州】地址不详" in boss.get(f"{CHANGELIST}{parcel.pk}/change/").content.decode()
+    assert boss.post(f"{CHANGELIST}{parcel.pk}/delete/").status_code == 403
+    superuser = login(admin_user)
+    assert superuser.get("/admin/fulfillment/warehouseapikey/add/").status_code == 200
