@@ -115,6 +115,8 @@ def test_a_picker_prints_a_pick_list_scans_packs_and_ships(live_server, staff_lo
     page.wait_for_selector("text=已发货：顺丰速运 SF1234567890")
     parcel.refresh_from_db()
     assert (parcel.status, parcel.tracking_no) == ("shipped", "SF1234567890")
+    assert page.locator("#correct-link").is_visible()  # until the carrier's first scan
+    page.screenshot(path=str(SHOTS / "fa-shipment.png"), full_page=True)
 
     # 5. the order page shows the parcel and the order as shipped
     page.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
