@@ -141,6 +141,10 @@ def test_pick_wave_of_two_warehouses_is_refused(clerk, hangzhou, guangzhou, stoc
 
 
 def test_scan_pack_and_ship_from_the_parcel_pages(clerk, parcel, shirt):
+    order = parcel.lines.first().order
+    order_page = clerk.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert parcel.shipment_no in order_page and "待拣货" in order_page
+    assert 'value="ship"' not in order_page  # shipping is per parcel, not an order button
     pick_wave_start(warehouse=parcel.warehouse, shipments=[parcel], actor=SYSTEM)
     scan = f"{CHANGELIST}{parcel.pk}/scan/"
     assert "验货" in clerk.get(f"{CHANGELIST}{parcel.pk}/change/").content.decode()
@@ -170,7 +174,6 @@ def test_scan_pack_and_ship_from_the_parcel_pages(clerk, parcel, shirt):
     assert response.status_code == 302
     parcel.refresh_from_db()
     assert (parcel.status, parcel.carrier, parcel.tracking_no) == ("shipped", "shunfeng", "SF1234567890")
-    order = parcel.lines.first().order
     assert Order.objects.get(pk=order.pk).status == OrderStatus.SHIPPED
     page = clerk.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
     assert parcel.shipment_no in page and "SF1234567890" in page and "已发货" in page
