@@ -929,6 +929,22 @@ def logistics_exception_open(
     return case
 
 
+def logistics_exception_claim(*, case: LogisticsException, actor: Actor) -> LogisticsException:
+    """认领: a customer-service agent takes an open case, so two agents do not call one customer.
+    Taking a case someone else owns is allowed (a colleague is away); the queue shows the owner."""
+    actor.require("fulfillment.resolve_exception")
+    with transaction.atomic():
+        case = LogisticsException.objects.select_for_update().get(pk=case.pk)
+        if case.resolved_at is not None:
+            raise InvalidTransition(_("该异常已处理"), details={"action": "claim", "outcome": case.outcome})
+        if actor.user is None:
+            raise ValidationFailed(fields={"owner": [_("只有员工可以认领")]})
+        if case.owner_id != actor.user.pk:
+            case.owner = actor.user
+            case.save(update_fields=["owner"])
+    return case
+
+
 def logistics_exception_resolve(
     *, case: LogisticsException, actor: Actor, outcome: str, note: str = ""
 ) -> LogisticsException:

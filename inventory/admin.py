@@ -3,6 +3,8 @@ form: it changes through stock_adjust (goods in, stock count, write-off), which 
 row, refuses to go below what orders have reserved, and writes a StockMovement.
 """
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
@@ -27,15 +29,68 @@ class StockLevelInline(ReadOnlyInline):
 
 @admin.register(Sku)
 class SkuAdmin(NoDeleteMixin, admin.ModelAdmin):
-    list_display = ["code", "name", "spec", "price", "active"]
+    list_display = ["code", "name", "spec", "price", "bin_location", "barcode", "active"]
     list_filter = ["active"]
-    search_fields = ["code", "name"]
+    search_fields = ["code", "name", "=barcode", "=bin_location"]
+    fields = ["code", "name", "spec", "price", "active", "bin_location", "barcode"]
     inlines = [StockLevelInline]
+
+
+# The 34 provincial-level divisions as orders spell them; staff may type the short form (浙江).
+PROVINCES = [
+    "北京市", "天津市", "上海市", "重庆市", "河北省", "山西省", "辽宁省", "吉林省", "黑龙江省", "江苏省",
+    "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省", "海南省",
+    "四川省", "贵州省", "云南省", "陕西省", "甘肃省", "青海省", "台湾省", "内蒙古自治区", "广西壮族自治区",
+    "西藏自治区", "宁夏回族自治区", "新疆维吾尔自治区", "香港特别行政区", "澳门特别行政区",
+]  # fmt: skip
+PROVINCE_SHORT = {(name[:3] if name[:3] in ("黑龙江", "内蒙古") else name[:2]): name for name in PROVINCES}
+SEPARATORS = re.compile(r"[,，、;；\s]+")
+
+
+class ProvincesField(forms.CharField):
+    """Covered provinces as one line of text ("浙江, 上海市") for the JSON list allocation reads."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "、".join(value)
+        return value
+
+    def to_python(self, value) -> list[str]:
+        names = [part for part in SEPARATORS.split(super().to_python(value) or "") if part]
+        resolved, unknown = [], []
+        for name in names:
+            full = name if name in PROVINCES else PROVINCE_SHORT.get(name)
+            if full is None:
+                unknown.append(name)
+            elif full not in resolved:
+                resolved.append(full)
+        if unknown:
+            raise forms.ValidationError(_("不认识的省份：%(names)s") % {"names": "、".join(unknown)})
+        return resolved
+
+
+class WarehouseForm(forms.ModelForm):
+    provinces = ProvincesField(
+        label=_("覆盖省份"),
+        required=False,
+        widget=forms.TextInput(attrs={"size": 80}),
+        help_text=_("用逗号或顿号分隔，例如：浙江、上海、江苏；分仓时优先选覆盖收货省份的仓"),
+    )
+
+    class Meta:
+        model = Warehouse
+        fields = ["code", "name", "active", "provinces", "priority"]
 
 
 @admin.register(Warehouse)
 class WarehouseAdmin(NoDeleteMixin, admin.ModelAdmin):
-    list_display = ["code", "name", "active"]
+    form = WarehouseForm
+    list_display = ["code", "name", "province_list", "priority", "active"]
+    ordering = ["priority", "id"]
+
+    @admin.display(description=_("覆盖省份"))
+    def province_list(self, warehouse: Warehouse) -> str:
+        return "、".join(warehouse.provinces) or "—"
 
 
 class StockAdjustForm(forms.ModelForm):

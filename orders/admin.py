@@ -19,6 +19,7 @@ from django_fsm.admin import FSMAdminMixin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from fulfillment.admin import shipments_table_for
 from oms.admin_base import EstimatedCountPaginator, NoDeleteMixin, ReadOnlyAdmin, ReadOnlyInline, run_for_each
 from oms.errors import DomainError
 from payments.models import Payment, Refund
@@ -211,7 +212,7 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        (_("物流"), {"fields": ["carrier", "tracking_no"]}),
+        (_("包裹与物流"), {"fields": ["shipments_table", "fulfillment_status", "carrier", "tracking_no"]}),
         (
             _("时间"),
             {
@@ -259,7 +260,7 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # Every field is read-only here: changes go through the transition buttons (services).
-        return [f.name for f in Order._meta.fields] + ["reminder_links", *MASKED_FIELDS.values()]
+        return [f.name for f in Order._meta.fields] + ["reminder_links", "shipments_table", *MASKED_FIELDS.values()]
 
     # --- customers' personal data: masked until revealed (logged) by someone allowed to --------
 
@@ -317,6 +318,10 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("催付"))
     def reminder_links(self, order: Order):
         return reminder_links_for(order)
+
+    @admin.display(description=_("包裹"))
+    def shipments_table(self, order: Order):
+        return shipments_table_for(order)  # shipping is per parcel, on each parcel's page
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -19,6 +19,9 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django.utils import timezone
 
+from fulfillment import services as fulfillment
+from fulfillment.models import PickWave, Shipment
+from fulfillment.services import order_allocate
 from inventory.models import StockLevel
 from inventory.services import stock_adjust
 from orders import services as order_services
@@ -29,7 +32,6 @@ from payments import services as payment_services
 from payments.models import Refund
 from reminders.services import manual_reminder_record
 from tests.conftest import force_login_verified
-from tests.fulfillment.factories import ship_whole_order
 from workflows.cancellation import order_cancel
 
 ROLES = ["客服", "仓储", "财务", "运营", "主管"]
@@ -47,7 +49,13 @@ EXPECTED = {
     "查看完整手机号和地址（记录）": {"客服", "主管"},
     "记录人工催付": {"客服", "主管"},
     "查看提醒与催付报表": {"客服", "运营", "主管"},
+    "生成拣货波次": {"仓储", "主管"},
+    "验货与打包": {"仓储", "主管"},
     "发货": {"仓储", "主管"},
+    "合并包裹（合单）": {"客服", "仓储", "主管"},
+    "更正运单号": {"仓储", "主管"},
+    "处理物流异常": {"客服", "主管"},
+    "批量导入发货": {"仓储", "主管"},
     "调整库存": {"仓储", "主管"},
     "审批退款": {"财务", "主管"},
     "登记对公转账": {"财务", "主管"},
@@ -112,9 +120,20 @@ def confirm_cod(user, create_order, **_):
     assert Order.objects.get(pk=order.pk).status == "awaiting_shipment"
 
 
+def parcel_of(order: Order) -> Shipment:
+    """A paid order's one parcel (allocation runs after commit in real life; here, by hand)."""
+    order_allocate(order=order)
+    return Shipment.objects.get(lines__order=order, status="pending")
+
+
+def shipped_parcel(create_order) -> Shipment:
+    parcel = parcel_of(paid(new_order(create_order)))
+    return fulfillment.shipment_ship(shipment=parcel, actor=SYSTEM, carrier="shunfeng", tracking_no="SF1234567890")[0]
+
+
 def complete(user, create_order, **_):
     order = paid(new_order(create_order))
-    ship_whole_order(order, actor=SYSTEM)
+    fulfillment.shipment_ship(shipment=parcel_of(order), actor=SYSTEM, carrier="shunfeng", tracking_no="SF1234567890")
     order_services.order_complete(order=order, actor=Actor.staff(user))
     assert Order.objects.get(pk=order.pk).status == "completed"
 
@@ -162,10 +181,77 @@ def reminders_pages(user, **_):
     page(user, "/admin/reminders/report/")
 
 
+def pick_wave(user, create_order, **_):
+    parcel = parcel_of(paid(new_order(create_order)))
+    try:
+        fulfillment.pick_wave_start(warehouse=parcel.warehouse, shipments=[parcel], actor=Actor.staff(user))
+    finally:
+        parcel.refresh_from_db()
+        assert (parcel.status == "picking") == PickWave.objects.exists()
+    assert parcel.status == "picking"
+
+
+def scan_and_pack(user, create_order, **_):
+    parcel = parcel_of(paid(new_order(create_order)))
+    fulfillment.pick_wave_start(warehouse=parcel.warehouse, shipments=[parcel], actor=SYSTEM)
+    try:
+        for _unit in range(parcel.lines.get().quantity):
+            fulfillment.shipment_scan(shipment=parcel, code="TSHIRT-L-BLK", actor=Actor.staff(user))
+        fulfillment.shipment_pack(shipment=parcel, actor=Actor.staff(user))
+    finally:
+        scanned = parcel.lines.get().packed_quantity
+        parcel.refresh_from_db()
+    assert parcel.status == "packed" and scanned
+
+
 def ship(user, create_order, **_):
     order = paid(new_order(create_order))
-    ship_whole_order(order, actor=Actor.staff(user))
+    parcel = parcel_of(order)
+    try:
+        fulfillment.shipment_ship(
+            shipment=parcel, actor=Actor.staff(user), carrier="shunfeng", tracking_no="SF1234567890"
+        )
+    finally:
+        parcel_shipped = Shipment.objects.get(pk=parcel.pk).status == "shipped"
+        assert parcel_shipped == (Order.objects.get(pk=order.pk).status == "shipped")
     assert Order.objects.get(pk=order.pk).status == "shipped"
+
+
+def merge(user, create_order, settings, **_):
+    settings.OMS_AUTO_MERGE = False
+    first, second = (parcel_of(paid(new_order(create_order))) for _order in range(2))
+    try:
+        fulfillment.shipments_merge(shipments=[first, second], actor=Actor.staff(user))
+    finally:
+        second.refresh_from_db()
+    assert second.merged_into_id == first.pk
+
+
+def correct_tracking(user, create_order, **_):
+    parcel = shipped_parcel(create_order)
+    try:
+        fulfillment.shipment_correct_tracking(
+            shipment=parcel, actor=Actor.staff(user), carrier="shunfeng", tracking_no="SF1234567899"
+        )
+    finally:
+        parcel.refresh_from_db()
+    assert parcel.tracking_no == "SF1234567899"
+
+
+def resolve_exception(user, create_order, **_):
+    parcel = shipped_parcel(create_order)
+    case = fulfillment.logistics_exception_open(shipment=parcel, kind="stale", actor=SYSTEM)
+    try:
+        fulfillment.logistics_exception_resolve(case=case, actor=Actor.staff(user), outcome="contact_customer")
+    finally:
+        case.refresh_from_db()
+    assert case.resolved_at is not None
+
+
+def import_shipments(user, **_):
+    # The import (manage.py import_shipments and the admin upload) checks this permission for
+    # the acting user before it reads a row; its own tests ship from a file.
+    Actor.staff(user).require("fulfillment.import_shipments")
 
 
 def adjust_stock(user, tshirt, **_):
@@ -240,7 +326,13 @@ ACTIONS = {
     "查看完整手机号和地址（记录）": reveal_pii,
     "记录人工催付": manual_reminder,
     "查看提醒与催付报表": reminders_pages,
+    "生成拣货波次": pick_wave,
+    "验货与打包": scan_and_pack,
     "发货": ship,
+    "合并包裹（合单）": merge,
+    "更正运单号": correct_tracking,
+    "处理物流异常": resolve_exception,
+    "批量导入发货": import_shipments,
     "调整库存": adjust_stock,
     "审批退款": approve_refund,
     "登记对公转账": bank_transfer,

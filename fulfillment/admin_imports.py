@@ -1,0 +1,2 @@
+class ShipmentImportAdminMixin:
+    """Filled in by the import work."""

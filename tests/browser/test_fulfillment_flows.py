@@ -1,0 +1,126 @@
+"""The warehouse's day in chromium: pick wave and its printed pick list, 验货 with a scanner
+(one wrong item refused), pack, ship with a carrier and a tracking number."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fulfillment.models import PickWave, Shipment
+from fulfillment.services import order_allocate
+from orders.events import Actor
+from orders.models import Order
+from orders.services import order_pay
+from tests.inventory.factories import SkuFactory, WarehouseFactory
+from tests.orders.factories import OrderFactory, OrderInputFactory, StorefrontFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SHOTS = Path("/tmp")
+
+
+def allocated_order(lines, mobile: str) -> tuple[Order, Shipment]:
+    payload = OrderInputFactory(
+        lines=[{"sku": sku.code, "quantity": qty} for sku, qty in lines],
+        shipping_address={
+            "receiver": "张小姐",
+            "phone": mobile,
+            "province": "浙江省",
+            "city": "杭州市",
+            "district": "西湖区",
+            "detail": "文三路100号",
+            "postcode": "310000",
+        },
+        customer={"name": "张小姐", "mobile": mobile, "email": "", "member_id": ""},
+    )
+    order = OrderFactory(storefront=StorefrontFactory(), payload=payload)
+    order_pay(order=order, amount=order.payable_total, actor=Actor.gateway("test"))
+    (shipment,) = order_allocate(order=order)
+    return order, shipment
+
+
+def pdf_pages(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+
+
+def test_a_picker_prints_a_pick_list_scans_packs_and_ships(live_server, staff_login, page):
+    warehouse = WarehouseFactory(code="HZ01", name="杭州主仓", provinces=["浙江省"], priority=10)
+    shirt = SkuFactory(
+        code="TSHIRT-L-BLK", name="纯棉T恤", spec="L码 黑色", bin_location="A-03-2", barcode="6901234567892",
+        stock=50, stock__warehouse=warehouse,
+    )  # fmt: skip
+    mug = SkuFactory(
+        code="MUG-WHT", name="白色马克杯", spec="350ml", bin_location="B-01-1", barcode="6909876543210",
+        stock=50, stock__warehouse=warehouse,
+    )  # fmt: skip
+    order, parcel = allocated_order([(shirt, 2), (mug, 1)], mobile="13800138000")
+    other_order, other = allocated_order([(shirt, 1)], mobile="13900139000")
+
+    staff_login(page, "仓储", "cangchu-fa")
+    base = live_server.url + "/admin/fulfillment/shipment/"
+
+    # 1. the parcel list: select both pending parcels, generate a pick wave
+    page.goto(base + "?status__exact=pending")
+    assert "TSHIRT-L-BLK×2" in page.content() and order.order_no in page.content()
+    page.screenshot(path=str(SHOTS / "fa-shipments.png"), full_page=True)
+    for shipment in (parcel, other):
+        page.check(f"input[name=_selected_action][value='{shipment.pk}']")
+    page.select_option("select[name=action]", "start_pick_wave")
+    page.click("button[name=index]")
+    page.wait_for_url(re.compile(r"/pick-list/$"))
+
+    # 2. the pick list: bins in walking order, the SKU, whose units they are
+    wave = PickWave.objects.get()
+    content = page.content()
+    assert wave.wave_no in content and "杭州主仓" in content
+    for text in ("A-03-2", "B-01-1", "TSHIRT-L-BLK", "6901234567892", order.order_no, other_order.order_no):
+        assert text in content
+    assert content.index("A-03-2") < content.index("B-01-1")
+    assert page.locator("#print-button").is_visible()
+    page.screenshot(path=str(SHOTS / "fa-picklist-screen.png"), full_page=True)
+    page.emulate_media(media="print")
+    assert not page.locator("#print-button").is_visible()  # the toolbar is not printed
+    page.screenshot(path=str(SHOTS / "fa-picklist-print.png"), full_page=True)
+    pdf = page.pdf(format="A4", print_background=True)
+    (SHOTS / "fa-picklist.pdf").write_bytes(pdf)
+    assert pdf.startswith(b"%PDF") and pdf_pages(pdf) >= 1
+    page.emulate_media(media="screen")
+
+    # 3. 验货: a wrong item is refused, then each unit scanned (barcode or SKU code) + Enter
+    page.goto(f"{base}{parcel.pk}/change/")
+    page.click("#scan-link")
+    page.fill("#scan-code", "6900000000000")
+    page.press("#scan-code", "Enter")
+    page.wait_for_selector("text=扫描的商品「6900000000000」不在此包裹中，请勿装入")
+    for code in ("6901234567892", "6901234567892", "MUG-WHT"):
+        page.fill("#scan-code", code)
+        page.press("#scan-code", "Enter")
+        page.wait_for_selector("text=✔")
+    page.fill("#scan-code", "MUG-WHT")  # one more mug than the parcel holds
+    page.press("#scan-code", "Enter")
+    page.wait_for_selector("text=多出的一件请勿装入")
+    assert "3</b> / 3" in page.content()
+    page.screenshot(path=str(SHOTS / "fa-scan.png"), full_page=True)
+
+    # 4. pack, then ship with a carrier from the list and its tracking number
+    page.click("#pack-submit")
+    page.wait_for_selector("text=已打包，可以发货")
+    page.click("#ship-link")
+    page.select_option("#id_carrier", "shunfeng")
+    page.fill("#id_tracking_no", "SF1234567890")
+    page.screenshot(path=str(SHOTS / "fa-ship-form.png"), full_page=True)
+    page.click("#action-submit")
+    page.wait_for_selector("text=已发货：顺丰速运 SF1234567890")
+    parcel.refresh_from_db()
+    assert (parcel.status, parcel.tracking_no) == ("shipped", "SF1234567890")
+    assert page.locator("#correct-link").is_visible()  # until the carrier's first scan
+    page.screenshot(path=str(SHOTS / "fa-shipment.png"), full_page=True)
+
+    # 5. the order page shows the parcel and the order as shipped
+    page.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
+    content = page.content()
+    assert parcel.shipment_no in content and "SF1234567890" in content and "已发货" in content
+    assert Order.objects.get(pk=order.pk).status == "shipped"
+    page.screenshot(path=str(SHOTS / "fa-order.png"), full_page=True)
