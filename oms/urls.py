@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/2fa/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.api.urls")),
+    path("api/v1/", include("fulfillment.api.urls")),
     path("payments/", include("payments.urls")),
     path("payments/sandbox/", include("payments.sandbox.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
