@@ -89,6 +89,10 @@ class WarehouseShipmentListView(WarehouseView, generics.ListAPIView):
     pagination_class = WarehouseShipmentPagination
 
     def get_queryset(self):
+        known = {"status", self.paginator.limit_query_param, self.paginator.offset_query_param}
+        unknown = sorted(set(self.request.query_params) - known)
+        if unknown:  # `?stauts=pending` would otherwise list every parcel
+            raise ValidationError({name or "?": [_("未知的查询参数")] for name in unknown})
         filters = WarehouseShipmentFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return shipments_for_warehouse(warehouse_id=self.warehouse.pk, status=filters.validated_data.get("status"))
