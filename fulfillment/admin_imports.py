@@ -25,6 +25,9 @@ from .imports import COLUMN_ALIASES, RowStatus, shipment_rows_read, shipments_im
 
 IMPORT_PERMISSION = "fulfillment.import_shipments"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# Rows ship one by one inside the request (tens of ms each, see bench/ship.py); a bigger file
+# belongs to `manage.py import_shipments`, which has no request timeout.
+ADMIN_MAX_ROWS = 2000
 
 
 class ShipmentImportForm(forms.Form):
@@ -41,6 +44,11 @@ class ShipmentImportForm(forms.Form):
             self.rows = shipment_rows_read(upload, name=upload.name)
         except ValidationFailed as error:
             raise forms.ValidationError([m for ms in (error.fields or {}).values() for m in ms]) from error
+        if len(self.rows) > ADMIN_MAX_ROWS:
+            raise forms.ValidationError(
+                _("文件有 %(n)d 行，网页上传最多 %(max)d 行；请分批上传或使用 manage.py import_shipments")
+                % {"n": len(self.rows), "max": ADMIN_MAX_ROWS}
+            )
         return upload
 
 

@@ -116,13 +116,14 @@ class WarehouseShipmentShipView(WarehouseView):
     def post(self, request, shipment_no: str):
         serializer = ShipRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        shipment = self.get_shipment(shipment_no)
+        shipment = self.get_shipment(Shipment.objects, shipment_no)
         shipment, _changed = shipment_ship(shipment=shipment, actor=self.actor, **serializer.validated_data)
-        return Response(warehouse_shipment_as_json(self.get_shipment(shipment.shipment_no)))
+        shown = self.get_shipment(shipments_for_warehouse(warehouse_id=self.warehouse.pk), shipment.shipment_no)
+        return Response(warehouse_shipment_as_json(shown))
 
-    def get_shipment(self, shipment_no: str) -> Shipment:
+    def get_shipment(self, shipments, shipment_no: str) -> Shipment:
         """Another warehouse's parcel is a 404, as if it did not exist."""
-        shipment = shipments_for_warehouse(warehouse_id=self.warehouse.pk).filter(shipment_no=shipment_no).first()
+        shipment = shipments.filter(warehouse_id=self.warehouse.pk, shipment_no=shipment_no).first()
         if shipment is None:
             raise NotFound()
         return shipment

@@ -243,3 +243,15 @@ def test_admin_upload_refuses_a_bad_file_and_users_without_the_permission(parcel
     assert client.get("/import-admin/fulfillment/shipment/import/").status_code == 403
     changelist = client.get("/import-admin/fulfillment/shipment/")
     assert "shipment_import_url" not in changelist.context
+
+
+@pytest.mark.urls("tests.fulfillment.admin_import_urls")
+def test_admin_upload_sends_big_files_to_the_command(db, client, staff, monkeypatch):
+    monkeypatch.setattr("fulfillment.admin_imports.ADMIN_MAX_ROWS", 2)
+    force_login_verified(client, staff("仓储"))
+    body = "shipment_no,carrier,tracking_no\n" + "".join(f"P{i},shunfeng,SF100000000{i}\n" for i in range(3))
+    response = client.post(
+        "/import-admin/fulfillment/shipment/import/", {"file": SimpleUploadedFile("big.csv", body.encode())}
+    )
+    assert "import_shipments" in response.content.decode()
+    assert 'id="import-summary"' not in response.content.decode()
