@@ -93,7 +93,8 @@ class WarehouseShipmentListView(WarehouseView, generics.ListAPIView):
         unknown = sorted(set(self.request.query_params) - known)
         if unknown:  # `?stauts=pending` would otherwise list every parcel
             raise ValidationError({name or "?": [_("未知的查询参数")] for name in unknown})
-        filters = WarehouseShipmentFilterSerializer(data=self.request.query_params)
+        # a plain dict: DRF reads a QueryDict as a form, where `?status=` means "not given"
+        filters = WarehouseShipmentFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         return shipments_for_warehouse(warehouse_id=self.warehouse.pk, status=filters.validated_data.get("status"))
 

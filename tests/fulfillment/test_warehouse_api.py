@@ -76,7 +76,8 @@ def test_list_pages_and_costs_the_same_queries_for_many(hangzhou, stocked, djang
 
 
 @pytest.mark.parametrize(
-    "query", [{"status": "lost"}, {"limit": "abc"}, {"limit": "0"}, {"offset": "-1"}, {"stauts": "pending"}]
+    "query",
+    [{"status": "lost"}, {"status": ""}, {"limit": "abc"}, {"limit": ""}, {"offset": "-1"}, {"stauts": "pending"}],
 )
 def test_list_refuses_bad_parameters_naming_them(hangzhou, query):
     response = wms(hangzhou).get(LIST, query)
