@@ -309,14 +309,15 @@ def create_skus(dsn: str, count: int, base: Sequence[tuple[str, str, str, str]] 
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
-                "INSERT INTO inventory_warehouse (code, name, active) VALUES ('BENCH', '压测仓', true) RETURNING id"
+                "INSERT INTO inventory_warehouse (code, name, active, provinces, priority)"
+                " VALUES ('BENCH', '压测仓', true, '[]', 100) RETURNING id"
             )
             (warehouse_id,) = cur.fetchone()
             skus = []
             for code, name, spec, price in catalog(count, base):
                 cur.execute(
-                    "INSERT INTO inventory_sku (code, name, spec, price, active, created_at)"
-                    " VALUES (%s, %s, %s, %s, true, now()) RETURNING id",
+                    "INSERT INTO inventory_sku (code, name, spec, price, active, created_at, bin_location, barcode)"
+                    " VALUES (%s, %s, %s, %s, true, now(), '', '') RETURNING id",
                     (code, name, spec, Decimal(price)),
                 )
                 (sku_id,) = cur.fetchone()

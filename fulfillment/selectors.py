@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 
 from orders.models import Order, OrderStatus
 
@@ -56,4 +56,39 @@ def shipment_as_json(shipment: Shipment, *, with_tracking: bool = True) -> dict:
         body["tracking"] = [
             {"time": event.time.isoformat(), "state": event.state, "context": event.context} for event in events
         ]
+    return body
+
+
+def shipments_for_warehouse(*, warehouse_id: int, status: str | None = None) -> QuerySet[Shipment]:
+    """One warehouse's parcels, oldest first (a work queue), with all their lines (every order
+    of a merged parcel) and tracking, for warehouse_shipment_as_json: three queries a page.
+    """
+    shipments = Shipment.objects.filter(warehouse_id=warehouse_id)
+    if status:
+        shipments = shipments.filter(status=status)
+    return (
+        shipments.select_related("warehouse")
+        .prefetch_related(
+            Prefetch(
+                "lines",
+                queryset=ShipmentLine.objects.select_related("order_line").annotate(order_no=F("order__order_no")),
+                to_attr="order_lines",
+            ),
+            Prefetch("tracking_events", queryset=TrackingEvent.objects.order_by("time", "pk"), to_attr="tracking"),
+        )
+        .order_by("created_at", "pk")
+    )
+
+
+def warehouse_shipment_as_json(shipment: Shipment) -> dict:
+    """shipment_as_json plus the order numbers in the parcel (DESIGN.md, warehouse API)."""
+    body = shipment_as_json(shipment)
+    lines = getattr(shipment, "order_lines", None)
+    if lines is None or (lines and not hasattr(lines[0], "order_no")):
+        order_nos = Order.objects.filter(pk__in={line.order_id for line in shipment.lines.all()}).values_list(
+            "order_no", flat=True
+        )
+    else:
+        order_nos = [line.order_no for line in lines]
+    body["order_nos"] = sorted(set(order_nos))
     return body

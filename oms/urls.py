@@ -18,6 +18,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.api.urls")),
     path("api/v1/", include("aftersales.api.urls")),
+    path("api/v1/", include("fulfillment.api.urls")),
     path("payments/", include("payments.urls")),
     path("payments/sandbox/", include("payments.sandbox.urls")),
     path("fulfillment/", include("fulfillment.urls")),

@@ -213,6 +213,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The order status keeps the name it had before parcels had a status too.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "orders.models.OrderStatus",
+        "ShipmentStatusEnum": "fulfillment.models.ShipmentStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "orders.api.schema.add_error_responses",

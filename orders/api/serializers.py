@@ -5,8 +5,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from fulfillment.api.serializers import ShipmentOutSerializer
+from fulfillment.selectors import shipment_as_json, shipments_for_order
 from orders.models import CUSTOMER_CANCEL_REASONS, CancelReason, Order, OrderType, PaymentMethod
 from orders.services import OrderInput
 
@@ -140,6 +143,7 @@ class OrderOutSerializer(serializers.ModelSerializer):
     lines = OrderLineOutSerializer(many=True)
     # "" until the order is cancelled; said explicitly so the schema's enum admits it.
     cancel_reason = serializers.ChoiceField(choices=CancelReason.choices, allow_blank=True, read_only=True)
+    shipments = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
@@ -162,6 +166,8 @@ class OrderOutSerializer(serializers.ModelSerializer):
             "lines",
             "remark",
             "cancel_reason",
+            "fulfillment_status",
+            "shipments",
             "carrier",
             "tracking_no",
             "created_at",
@@ -180,6 +186,10 @@ class OrderOutSerializer(serializers.ModelSerializer):
             "email": order.customer_email,
             "member_id": order.customer_member_id,
         }
+
+    @extend_schema_field(ShipmentOutSerializer(many=True))
+    def get_shipments(self, order: Order) -> list[dict]:
+        return [shipment_as_json(shipment) for shipment in shipments_for_order(order)]
 
     def get_shipping_address(self, order: Order) -> dict[str, str]:
         return {

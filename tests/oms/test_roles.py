@@ -20,6 +20,7 @@ from django.test import Client
 from django.utils import timezone
 
 from fulfillment import services as fulfillment
+from fulfillment.imports import shipments_import
 from fulfillment.models import PickWave, Shipment
 from fulfillment.services import order_allocate
 from inventory.models import StockLevel
@@ -248,10 +249,17 @@ def resolve_exception(user, create_order, **_):
     assert case.resolved_at is not None
 
 
-def import_shipments(user, **_):
-    # The import (manage.py import_shipments and the admin upload) checks this permission for
-    # the acting user before it reads a row; its own tests ship from a file.
-    Actor.staff(user).require("fulfillment.import_shipments")
+def import_shipments(user, create_order, **_):
+    """One row of an import file, through the same service as the command and the admin upload."""
+    parcel = parcel_of(paid(new_order(create_order)))
+    try:
+        results = shipments_import(
+            rows=[{"shipment_no": parcel.shipment_no, "carrier": "shunfeng", "tracking_no": "SF1234567891"}],
+            actor=Actor.staff(user),
+        )
+    finally:
+        parcel.refresh_from_db()
+    assert [r.status for r in results] == ["ok"] and parcel.status == "shipped"
 
 
 def adjust_stock(user, tshirt, **_):
