@@ -363,6 +363,7 @@ CHART_COLOURS = ["#1565c0", "#6a1b9a", "#ef6c00", "#00838f", "#c62828", "#558b2f
 
 def bar_chart(rows: list[tuple[str, float, str]], *, width: int = 360, bar: int = 18, gap: int = 6) -> dict:
     """A horizontal bar chart drawn on the server as SVG: (label, value, text shown) per bar."""
+    rows = [row for row in rows if row[1]]  # the tables list the zeros; the chart shows what happened
     top = max((value for _label, value, _text in rows), default=0) or 1
     bars = [
         {
