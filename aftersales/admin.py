@@ -219,7 +219,6 @@ class AftersaleAdmin(NoDeleteMixin, admin.ModelAdmin):
             "needs_supervisor": limit is not None and aftersale.refund_amount > limit,
             "can_receive": aftersale.status in RECEIVABLE and user.has_perm("aftersales.inspect_aftersale"),
             "can_open": user.has_perm("aftersales.open_aftersale"),
-            "approve_form": ApproveForm(),
         }
 
     def get_urls(self):

@@ -25,10 +25,6 @@ class ApproveForm(forms.Form):
     refund_shipping = forms.BooleanField(label=_("同时退运费"), required=False)
 
 
-class RejectForm(forms.Form):
-    reason = forms.CharField(label=_("拒绝原因（顾客可见）"), max_length=200)
-
-
 class InspectionForm(forms.Form):
     """One form for the whole request: per line, received / accepted / disposition / grade / photos."""
 
