@@ -82,7 +82,7 @@ def countdown_html(aftersale: Aftersale, due: datetime | None, now: datetime | N
     late = due < now
     colour = RED if late or aftersale.escalated else AMBER if (due - now).total_seconds() < 4 * 3600 else "inherit"
     return format_html(
-        '<span class="as-countdown" style="color:{};{}" title="{}">{}{}</span>',
+        '<span class="as-countdown" style="color:{};white-space:nowrap;{}" title="{}">{}{}</span>',
         colour,
         "font-weight:bold" if colour == RED else "",
         timezone.localtime(due).strftime("%Y-%m-%d %H:%M"),

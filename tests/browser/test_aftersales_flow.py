@@ -92,6 +92,7 @@ def test_a_return_from_request_to_refund_in_the_admin(
     staff_login(page, "客服", "kefu-as")
     page.goto(f"{live_server.url}/admin/aftersales/aftersale/")
     assert "剩 47 小时" in page.inner_text("#result_list")
+    page.screenshot(path="/tmp/aftersale-queue.png")
     page.click(f"text={aftersale.aftersale_no}")
     assert "210.00" in page.inner_text("#as-lines")  # 3 x 70.00 requested
     page.click("#as-approve")
@@ -145,6 +146,9 @@ def test_a_return_from_request_to_refund_in_the_admin(
     clerk.goto(change_url)
     assert "已完成" in clerk.inner_text("#as-status")
     clerk.screenshot(path="/tmp/aftersale-completed.png", full_page=True)
+    clerk.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
+    assert aftersale.aftersale_no in clerk.inner_text("#aftersales-group")
+    clerk.locator("#aftersales-group").screenshot(path="/tmp/aftersale-order-block.png")
     order.refresh_from_db()
     assert order.refunded_total == Decimal("140.00")
 
