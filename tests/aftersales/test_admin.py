@@ -93,6 +93,7 @@ def test_the_queue_lists_soonest_deadline_first_with_a_countdown(
         response = client.get(QUEUE)
     assert response.status_code == 200
     html = response.content.decode()
+    assert "代顾客发起售后" in html and "/admin/aftersales/report/" in html
     positions = [html.index(a.aftersale_no) for a in (overdue, returned, later, done)]
     assert positions == sorted(positions)
     assert "已超时 2 小时" in html
