@@ -260,3 +260,12 @@ class AftersaleLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.aftersale_id}:{self.order_line_id}x{self.quantity}"
+
+
+class Report(Aftersale):
+    """The after-sales report (/admin/aftersales/report/): an admin page, no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("售后报表")
+        verbose_name_plural = _("售后报表")

@@ -19,6 +19,7 @@ from django_fsm.admin import FSMAdminMixin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from aftersales.admin import OrderAftersaleInline
 from fulfillment.admin import shipments_table_for
 from oms.admin_base import EstimatedCountPaginator, NoDeleteMixin, ReadOnlyAdmin, ReadOnlyInline, run_for_each
 from oms.errors import DomainError
@@ -153,7 +154,7 @@ class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
     # hierarchy (the 下单时间 filter offers today / 7 days / this month instead).
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-    inlines = [OrderLineInline, PaymentInline, RefundInline, OrderEventInline]
+    inlines = [OrderLineInline, PaymentInline, RefundInline, OrderAftersaleInline, OrderEventInline]
     fieldsets = [
         (_("催付"), {"fields": ["reminder_links"]}),
         (
