@@ -217,6 +217,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "orders.models.OrderStatus",
         "ShipmentStatusEnum": "fulfillment.models.ShipmentStatus",
+        "AftersaleReasonEnum": "aftersales.models.AftersaleReason",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
