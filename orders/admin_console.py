@@ -41,15 +41,16 @@ class ReviewQueueFilter(admin.SimpleListFilter):
         return [("waiting", _("待人工审核")), ("manual", _("手动录入待复核"))]
 
     def queryset(self, request, queryset):
+        if self.value() not in ("waiting", "manual"):
+            return queryset
+        # The same predicate as the partial index order_review_queue_idx, so only flagged orders
+        # are read. A manual order can be in no other state: its flag blocks every approval.
+        flagged = queryset.filter(status__in=[OrderStatus.PENDING_PAYMENT, OrderStatus.PAID]).exclude(review_flags=[])
         # icontains on the JSON text works on PostgreSQL and SQLite alike (JSON `contains` does not).
-        manual = Q(review_flags__icontains=f'"{ReviewFlag.MANUAL.value}"') & Q(
-            status__in=[OrderStatus.PENDING_PAYMENT, *HOLDABLE]
-        )
-        if self.value() == "waiting":
-            return queryset.filter(Q(status=OrderStatus.PAID) & ~Q(review_flags=[]) | manual)
+        manual = Q(review_flags__icontains=f'"{ReviewFlag.MANUAL.value}"')
         if self.value() == "manual":
-            return queryset.filter(manual)
-        return queryset
+            return flagged.filter(manual)
+        return flagged.filter(Q(status=OrderStatus.PAID) | manual)
 
 
 class HeldFilter(admin.SimpleListFilter):

@@ -297,6 +297,12 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
             models.Index(fields=["receiver_phone"], name="order_receiver_phone_idx"),
             # The 挂起 filter and the allocation clock's exclusion read only the few held orders.
             models.Index(fields=["held_at"], condition=Q(held_at__isnull=False), name="order_held_idx"),
+            # 待人工审核: the few unpaid or paid orders with an open review flag, in list order.
+            models.Index(
+                fields=["-created_at", "-id"],
+                condition=Q(status__in=["pending_payment", "paid"]) & ~Q(review_flags=[]),
+                name="order_review_queue_idx",
+            ),
         ]
         permissions = [
             ("review_order", _("可审核订单（含需复核的订单）")),

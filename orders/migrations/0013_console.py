@@ -73,6 +73,14 @@ class Migration(migrations.Migration):
             model_name='order',
             index=models.Index(condition=models.Q(('held_at__isnull', False)), fields=['held_at'], name='order_held_idx'),
         ),
+        migrations.AddIndex(
+            model_name='order',
+            index=models.Index(
+                condition=models.Q(('status__in', ['pending_payment', 'paid']), models.Q(('review_flags', []), _negated=True)),
+                fields=['-created_at', '-id'],
+                name='order_review_queue_idx',
+            ),
+        ),
         migrations.AddField(
             model_name='ordermemo',
             name='author',
