@@ -121,8 +121,13 @@ class ManualOrderForm(forms.Form):
     remark = forms.CharField(label=_("顾客备注"), max_length=200, required=False)
 
 
+class SkuChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, sku: Sku) -> str:
+        return f"{sku.code}  {sku.name} {sku.spec}  ¥{sku.price}"
+
+
 class ManualLineForm(forms.Form):
-    sku = forms.ModelChoiceField(label=_("商品"), queryset=Sku.objects.filter(active=True).order_by("code"))
+    sku = SkuChoiceField(label=_("商品"), queryset=Sku.objects.filter(active=True).order_by("code"))
     quantity = forms.IntegerField(label=_("数量"), min_value=1, max_value=9999)
 
 

@@ -93,6 +93,7 @@ def test_a_supervisor_approves_a_manual_order_entered_by_someone_else(
         page.fill(f"#id_{field}", value)
     page.select_option("#id_lines-0-sku", str(tshirt.pk))
     page.fill("#id_lines-0-quantity", "2")
+    page.screenshot(path="/tmp/console-manual-form.png", full_page=True)
     page.click("#console-submit")
     page.wait_for_selector("text=已录入订单，等待另一位员工复核")
     order = Order.objects.get(storefront__code="manual")
