@@ -9,7 +9,9 @@ as a logged-in superuser, as a browser gets them (session, middleware, templates
 
 - the order list (page 1, newest first);
 - a search by a customer's whole mobile number;
-- a status filter (已发货).
+- a status filter (已发货);
+- the console's queues: 待人工审核 (one order in 49 carries a review flag) and 挂起 (one in
+  997 is held).
 
 The floor for each is the page's own row query in raw SQL (the same WHERE, ORDER BY and
 LIMIT 100, through psycopg2): what the database must do whatever the framework. Each page
@@ -45,6 +47,12 @@ PAGES = {
     "list": ("", ""),
     "search by mobile": ("?q={mobile}", "WHERE o.customer_mobile = %(mobile)s OR o.receiver_phone = %(mobile)s"),
     "status filter": ("?status__exact=shipped", "WHERE o.status = 'shipped'"),
+    "review queue": (
+        "?review=waiting",
+        "WHERE o.status IN ('pending_payment', 'paid') AND NOT (o.review_flags = '[]'::jsonb) "
+        "AND (o.status = 'paid' OR o.review_flags::text LIKE '%%\"manual\"%%')",
+    ),
+    "held filter": ("?held=yes", "WHERE o.held_at IS NOT NULL AND o.status IN ('paid', 'awaiting_shipment')"),
 }
 TARGET_MS = 300.0
 STATUSES = ["pending_payment", "paid", "awaiting_shipment", "shipped", "completed", "cancelled"]
@@ -66,7 +74,8 @@ INSERT INTO orders_order (
     customer_name, customer_mobile, customer_email, customer_member_id, receiver, receiver_phone,
     province, city, district, address_detail, postcode, goods_total, shipping_fee, discount_total,
     payable_total, paid_total, refunded_total, payment_deadline, remark, review_flags, cancel_reason,
-    cancel_note, carrier, tracking_no, created_at, updated_at, storefront_id
+    cancel_note, carrier, tracking_no, created_at, updated_at, storefront_id, held_at, hold_reason,
+    fulfillment_status, aftersale_open
 )
 SELECT
     to_char(t.at, 'YYYYMMDD') || lpad(g::text, 10, '0'), 'ADMIN-' || g, '', 'normal', 'alipay',
@@ -74,8 +83,10 @@ SELECT
     '顾客' || (g %% %(customers)s), '138' || lpad((g %% %(customers)s)::text, 8, '0'), '', '',
     '顾客' || (g %% %(customers)s), '138' || lpad((g %% %(customers)s)::text, 8, '0'),
     '浙江省', '杭州市', '西湖区', '文三路' || g || '号', '',
-    210.00, 0.00, 0.00, 210.00, 0.00, 0.00, t.at + interval '1 day', '', '[]'::jsonb, '', '', '', '',
-    t.at, t.at, %(storefront)s
+    210.00, 0.00, 0.00, 210.00, 0.00, 0.00, t.at + interval '1 day', '',
+    CASE WHEN g %% 49 = 0 THEN '["remark"]'::jsonb ELSE '[]'::jsonb END, '', '', '', '',
+    t.at, t.at, %(storefront)s, CASE WHEN g %% 997 = 0 THEN t.at END,
+    CASE WHEN g %% 997 = 0 THEN '顾客考虑中' ELSE '' END, 'unfulfilled', false
 FROM generate_series(1, %(n)s) AS g,
      LATERAL (SELECT now() - (random() * interval '365 days') - g * interval '0 second' AS at) AS t
 """

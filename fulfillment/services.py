@@ -182,7 +182,10 @@ def _merge_target(*, order: Order, warehouse_id: int) -> Shipment | None:
     for shipment in candidates:
         other_ids = _order_ids_of([shipment.pk])
         others = Order.objects.filter(pk__in=other_ids)
-        if all(_same_address(order, other) and other.status == OrderStatus.AWAITING_SHIPMENT for other in others):
+        if all(
+            _same_address(order, other) and other.status == OrderStatus.AWAITING_SHIPMENT and other.held_at is None
+            for other in others
+        ):
             return shipment
     return None
 
@@ -198,7 +201,7 @@ def order_allocate(*, order: Order, actor: Actor | None = None, now: datetime | 
     now = now or timezone.now()
     with transaction.atomic():
         (order,) = orders_lock(order_ids=[order.pk])
-        if order.status != OrderStatus.AWAITING_SHIPMENT:
+        if order.status != OrderStatus.AWAITING_SHIPMENT or order.held_at is not None:  # 挂起: after release
             return []
         lines = list(order.lines.select_related("sku"))
         in_parcels = _units_in_live_shipments(line.pk for line in lines)
@@ -281,6 +284,7 @@ def orders_awaiting_allocation(*, now: datetime | None = None):
             status=OrderStatus.AWAITING_SHIPMENT,
             fulfillment_status=FulfillmentStatus.UNFULFILLED,
             approved_at__lte=now - timedelta(minutes=settings.OMS_RELEASE_DELAY_MINUTES),
+            held_at__isnull=True,
         )
         .filter(~Exists(in_parcel))
         .order_by("approved_at", "pk")
@@ -291,10 +295,12 @@ def orders_awaiting_allocation(*, now: datetime | None = None):
 
 
 def pick_wave_start(*, warehouse: Warehouse, shipments: Sequence[Shipment], actor: Actor) -> PickWave:
-    """Start picking a batch of pending parcels of one warehouse; the wave is its pick list."""
+    """Start picking a batch of pending parcels of one warehouse; the wave is its pick list.
+    A parcel holding a held order's lines (挂起) is refused until the order is released."""
     actor.require("fulfillment.pick_shipment")
     now = timezone.now()
     with transaction.atomic():
+        _refuse_held(orders_lock(order_ids=_order_ids_of(s.pk for s in shipments)), _("挂起的订单不能拣货"))
         locked = _lock_shipments(s.pk for s in shipments)
         if not locked:
             raise ValidationFailed(fields={"shipments": [_("请选择待拣货的包裹")]})
@@ -310,6 +316,15 @@ def pick_wave_start(*, warehouse: Warehouse, shipments: Sequence[Shipment], acto
             shipment.start_picking(wave=wave, at=now)
             shipment.save()
     return wave
+
+
+def _refuse_held(orders: Sequence[Order], message: str) -> None:
+    held = [order.order_no for order in orders if order.held_at is not None]
+    if held:
+        raise InvalidTransition(
+            _("%(message)s：%(nos)s（请先释放）") % {"message": message, "nos": ", ".join(held)},
+            details={"held_orders": held},
+        )
 
 
 def shipment_scan(*, shipment: Shipment, code: str, actor: Actor) -> ShipmentLine:
@@ -641,6 +656,7 @@ def shipments_merge(*, shipments: Sequence[Shipment], actor: Actor) -> Shipment:
     now = timezone.now()
     with transaction.atomic():
         orders = orders_lock(order_ids=_order_ids_of(s.pk for s in shipments))
+        _refuse_held(orders, _("挂起的订单不能合单"))
         locked = _lock_shipments(s.pk for s in shipments)
         problems = []
         if any(s.status != SS.PENDING for s in locked):

@@ -10,7 +10,7 @@ permission matrix and tests/oms/test_roles.py walk this table.
 from __future__ import annotations
 
 # Read-only basics every order-facing role needs to find an order and read its timeline.
-ORDER_READ = ["orders.view_order", "orders.view_orderline", "orders.view_orderevent"]
+ORDER_READ = ["orders.view_order", "orders.view_orderline", "orders.view_orderevent", "orders.view_ordermemo"]
 
 CUSTOMER_SERVICE = [
     *ORDER_READ,
@@ -21,6 +21,9 @@ CUSTOMER_SERVICE = [
     "orders.change_address",
     "orders.review_order",
     "orders.view_customer_pii",
+    "orders.add_ordermemo",
+    "orders.hold_order",
+    "orders.add_manual_order",
     "orders.view_customerriskflag",
     "orders.change_customerriskflag",
     "orders.clear_riskflag",
@@ -55,6 +58,7 @@ WAREHOUSE = [
     *ORDER_READ,
     "orders.change_order",
     "orders.ship_order",
+    "orders.add_ordermemo",
     "inventory.view_sku",
     "inventory.view_warehouse",
     "inventory.view_stocklevel",
@@ -82,6 +86,7 @@ FINANCE = [
     *ORDER_READ,
     "orders.change_order",
     "orders.review_order",  # large-amount and payment-risk orders wait for finance in 已付款
+    "orders.add_ordermemo",
     "payments.view_payment",
     "payments.view_paymentnotification",
     "payments.view_refund",
@@ -125,7 +130,8 @@ OPERATIONS = [
     *FULFILLMENT_READ,
 ]
 
-SUPERVISOR_ONLY = ["orders.view_piiaccess", "aftersales.approve_large_aftersale"]
+# 主管 are the second reviewers of manual orders (003 §2.1.3 双人复核).
+SUPERVISOR_ONLY = ["orders.view_piiaccess", "aftersales.approve_large_aftersale", "orders.review_manual_order"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     "客服": CUSTOMER_SERVICE,

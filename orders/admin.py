@@ -28,6 +28,7 @@ from reminders.admin import reminder_links_for
 from workflows.cancellation import order_cancel
 
 from . import services
+from .admin_console import OrderConsoleMixin
 from .models import (
     Coupon,
     CustomerRiskFlag,
@@ -125,7 +126,7 @@ SERVICE_FOR_TRANSITION = {
 
 
 @admin.register(Order)
-class OrderAdmin(NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
+class OrderAdmin(OrderConsoleMixin, NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
     fsm_fields = ["status"]
     list_display = [
         "order_no",

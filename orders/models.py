@@ -141,6 +141,7 @@ class ReviewFlag(models.TextChoices):
     RISK = "risk", _("风控")
     REMARK = "remark", _("备注待阅")
     ADDRESS = "address", _("地址问题")
+    MANUAL = "manual", _("手动录入待复核")
 
 
 S = OrderStatus
@@ -250,6 +251,27 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("取消时间"), null=True, blank=True)
 
+    # 挂起: a held order is not allocated, picked or merged until released (orders.holds).
+    held_at = models.DateTimeField(_("挂起时间"), null=True, blank=True)
+    hold_reason = models.CharField(_("挂起原因"), max_length=200, blank=True)
+    held_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("挂起人"),
+    )
+    # 手动录入: who entered the order (orders.manual); the second reviewer must be someone else.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("录入人"),
+    )
+
     class Meta:
         verbose_name = _("订单")
         verbose_name_plural = _("订单")
@@ -273,6 +295,14 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
             models.Index(fields=["status", "-created_at", "-id"], name="order_status_created_idx"),
             models.Index(fields=["-created_at", "-id"], name="order_created_idx"),
             models.Index(fields=["receiver_phone"], name="order_receiver_phone_idx"),
+            # The 挂起 filter and the allocation clock's exclusion read only the few held orders.
+            models.Index(fields=["held_at"], condition=Q(held_at__isnull=False), name="order_held_idx"),
+            # 待人工审核: the few unpaid or paid orders with an open review flag, in list order.
+            models.Index(
+                fields=["-created_at", "-id"],
+                condition=Q(status__in=["pending_payment", "paid"]) & ~Q(review_flags=[]),
+                name="order_review_queue_idx",
+            ),
         ]
         permissions = [
             ("review_order", _("可审核订单（含需复核的订单）")),
@@ -282,6 +312,9 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
             ("complete_order", _("可代顾客确认收货")),
             ("change_address", _("可修改收货地址")),
             ("view_customer_pii", _("可查看顾客完整手机号和地址")),
+            ("hold_order", _("可挂起和释放订单")),
+            ("add_manual_order", _("可手动录入订单")),
+            ("review_manual_order", _("可复核他人手动录入的订单")),
         ]
 
     def __str__(self) -> str:
@@ -499,6 +532,9 @@ class OrderEvent(models.Model):
         AFTERSALE_CLOSED = "aftersale_closed", _("售后结束")
         UNITS_CANCELLED = "units_cancelled", _("部分商品取消")
         SHIP_OVERDUE = "ship_overdue", _("超时未发货")
+        MEMO = "memo", _("内部备注")
+        HELD = "held", _("挂起")
+        RELEASED = "released", _("释放")
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events", verbose_name=_("订单"))
     type = models.CharField(_("事件"), max_length=32, choices=Type.choices)
@@ -525,6 +561,38 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.type}"
+
+
+class OrderMemo(models.Model):
+    """An internal note on an order (备注订单), so the next agent does not call the customer again.
+
+    Append-only: written only by orders.memos.order_memo_add, never changed or deleted, and
+    never in the storefront API. Each memo also puts a `memo` event on the timeline.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="memos", verbose_name=_("订单"))
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("作者")
+    )
+    text = models.TextField(_("内容"), max_length=2000)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("订单备注")
+        verbose_name_plural = _("订单备注")
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["order", "created_at"], name="ordermemo_order_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.text[:20]}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("An order memo is never changed: add another one.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("An order memo is never deleted.")
 
 
 class PiiAccess(models.Model):

@@ -68,6 +68,7 @@ from .models import (
 )
 from .pii import PII_FIELDS
 from .pricing import PricedLine, quote
+from .review import review_flags_for
 from .risk import customer_risk_refresh
 from .selectors import transition_sources
 
@@ -185,10 +186,9 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
 
     if payload.payment_method not in storefront.allowed_payment_methods:
         raise ValidationFailed(fields={"payment_method": [_("本店铺不支持该支付方式")]})
-    if (
-        payload.payment_method == PaymentMethod.COD
-        and CustomerRiskFlag.objects.filter(mobile=payload.customer["mobile"], active=True).exists()
-    ):
+    # One query serves both: a flagged customer may not use COD, and gets the risk review flag.
+    customer_flagged = CustomerRiskFlag.objects.filter(mobile=payload.customer["mobile"], active=True).exists()
+    if payload.payment_method == PaymentMethod.COD and customer_flagged:
         raise CustomerRestricted(details={"customer.mobile": payload.customer["mobile"]})
     skus = _resolve_skus(payload)
     coupon = _resolve_coupon(payload.coupon_code)
@@ -215,6 +215,7 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
                 coupon=coupon,
                 priced=priced,
                 now=now,
+                customer_flagged=customer_flagged,
             ), True
         except IntegrityError:
             existing = Order.objects.filter(storefront=storefront, external_id=payload.external_id).first()
@@ -225,7 +226,9 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
     raise AssertionError("unreachable")
 
 
-def _order_insert(*, storefront, payload: OrderInput, skus: list[Sku], coupon, priced, now) -> Order:
+def _order_insert(
+    *, storefront, payload: OrderInput, skus: list[Sku], coupon, priced, now, customer_flagged: bool = False
+) -> Order:
     customer, address = payload.customer, payload.shipping_address
     with transaction.atomic():
         plan = stock_lock_and_plan(
@@ -233,9 +236,13 @@ def _order_insert(*, storefront, payload: OrderInput, skus: list[Sku], coupon, p
         )
         if coupon is not None:
             _redeem_coupon(coupon)
-        review_flags = []
-        if priced.payable_total >= settings.OMS_LARGE_ORDER_THRESHOLD:
-            review_flags.append(ReviewFlag.LARGE_AMOUNT.value)
+        review_flags = review_flags_for(
+            storefront_code=storefront.code,
+            remark=payload.remark,
+            address=address,
+            payable_total=priced.payable_total,
+            customer_flagged=customer_flagged,
+        )
         order = Order.objects.create(
             order_no=_new_order_no(now),
             storefront=storefront,
@@ -384,36 +391,56 @@ def order_money_record(*, order: Order, received: Decimal = ZERO, refunded: Deci
     return order
 
 
-def order_approve(*, order: Order, actor: Actor) -> Order:
+def order_approve(*, order: Order, actor: Actor, note: str = "") -> Order:
     """审核通过. Staff need orders.review_order; an order with review flags can only be approved
-    by such a staff user (a system job gets review_required).
+    by such a staff user (a system job gets review_required), who may leave a note on the
+    REVIEW_CLEARED event. A manual order's 待复核 flag is not cleared here: a second person
+    clears it first with orders.manual.order_manual_approve.
     """
     actor.require("orders.review_order")
     with transaction.atomic():
         order = _lock(order)
         _require(order, "approve")
-        if order.review_flags:
-            user = actor.user
-            if user is None or not user.has_perm("orders.review_order"):
-                raise ReviewRequired(details={"review_flags": order.review_flags})
-            cleared = list(order.review_flags)
-            order.review_flags = []
-            order.save(update_fields=["review_flags", "updated_at"])
-            order_event_record(
-                order=order,
-                type=OrderEvent.Type.REVIEW_CLEARED,
-                actor=actor,
-                flags=cleared,
-            )
+        _review_flags_clear(order=order, actor=actor, note=note)
         return _transition(order, "approve", actor, at=timezone.now())
 
 
-def order_confirm_cod(*, order: Order, actor: Actor) -> Order:
-    """货到付款核实: customer service verified a cash-on-delivery order by phone."""
+def _review_flags_clear(*, order: Order, actor: Actor, note: str = "") -> None:
+    """A person read the order: clear its open review flags with a REVIEW_CLEARED event.
+    The caller holds the order's lock. The manual-entry flag is refused: only
+    order_manual_approve, by someone other than the one who entered it, clears that.
+    """
+    if not order.review_flags:
+        return
+    if ReviewFlag.MANUAL in order.review_flags:
+        raise ReviewRequired(
+            _("手动录入的订单须先由录入人以外的员工复核"), details={"review_flags": order.review_flags}
+        )
+    user = actor.user
+    if user is None or not user.has_perm("orders.review_order"):
+        raise ReviewRequired(details={"review_flags": order.review_flags})
+    cleared = list(order.review_flags)
+    order.review_flags = []
+    order.save(update_fields=["review_flags", "updated_at"])
+    order_event_record(
+        order=order,
+        type=OrderEvent.Type.REVIEW_CLEARED,
+        actor=actor,
+        flags=cleared,
+        note=note.strip()[:500],
+    )
+
+
+def order_confirm_cod(*, order: Order, actor: Actor, note: str = "") -> Order:
+    """货到付款核实: customer service verified a cash-on-delivery order by phone. The call is the
+    review too: open review flags are cleared (it needs orders.review_order then), except a
+    manual order's, which waits for its second reviewer.
+    """
     actor.require("orders.confirm_cod")
     with transaction.atomic():
         order = _lock(order)
         _require(order, "confirm_cod")
+        _review_flags_clear(order=order, actor=actor, note=note)
         return _transition(order, "confirm_cod", actor, at=timezone.now())
 
 

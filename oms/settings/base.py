@@ -255,6 +255,17 @@ OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT = env.int("OMS_AUTO_CONFIRM_DAYS_AFTER_SHIP
 OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY = env.int("OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY", default=7)
 OMS_RISK_TIMEOUT_CLOSES = env.int("OMS_RISK_TIMEOUT_CLOSES", default=3)
 OMS_RISK_WINDOW_DAYS = env.int("OMS_RISK_WINDOW_DAYS", default=30)
+# Review flags raised at order creation (orders.review): a remark to read, a doubtful address.
+OMS_REVIEW_REMARK = env.bool("OMS_REVIEW_REMARK", default=True)
+# Only remarks containing one of these raise the remark flag; empty: every remark does.
+OMS_REVIEW_REMARK_KEYWORDS = env.list(
+    "OMS_REVIEW_REMARK_KEYWORDS",
+    default=["地址", "电话", "发票", "改", "换", "退", "取消", "不要", "暂缓", "延迟", "合并"],
+)
+OMS_REVIEW_ADDRESS_MIN_LENGTH = env.int("OMS_REVIEW_ADDRESS_MIN_LENGTH", default=5)
+OMS_REVIEW_ADDRESS_KEYWORDS = env.list(
+    "OMS_REVIEW_ADDRESS_KEYWORDS", default=["邮政信箱", "信箱", "PO Box", "P.O. Box"]
+)
 
 # --- Fulfillment -------------------------------------------------------------------
 OMS_SHIP_WITHIN_HOURS = env.int("OMS_SHIP_WITHIN_HOURS", default=48)

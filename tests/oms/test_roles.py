@@ -27,6 +27,9 @@ from inventory.models import StockLevel
 from inventory.services import stock_adjust
 from orders import services as order_services
 from orders.events import Actor
+from orders.holds import order_hold, order_release
+from orders.manual import order_manual_approve, order_manual_create
+from orders.memos import order_memo_add
 from orders.models import CustomerRiskFlag, Order
 from orders.risk import customer_risk_clear
 from payments import services as payment_services
@@ -66,11 +69,25 @@ EXPECTED = {
     "编辑提醒规则": {"运营", "主管"},
     "编辑优惠券": {"运营", "主管"},
     "查看个人信息查看记录": {"主管"},
+    "写订单内部备注": {"客服", "仓储", "财务", "主管"},
+    "挂起和释放订单": {"客服", "主管"},
+    "手动录入订单": {"客服", "主管"},
+    "复核他人手动录入的订单": {"主管"},
 }
 
 
-def staff(role: str, django_user_model):
-    user = django_user_model.objects.create_user(f"u-{hash(role) % 10**6}", is_staff=True)
+MANUAL_ADDRESS = {
+    "receiver": "王五",
+    "phone": "13900001111",
+    "province": "浙江省",
+    "city": "杭州市",
+    "district": "西湖区",
+    "detail": "文三路100号",
+}
+
+
+def staff(role: str, django_user_model, suffix: str = ""):
+    user = django_user_model.objects.create_user(f"u-{hash(role) % 10**6}{suffix}", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     return django_user_model.objects.get(pk=user.pk)  # no stale permission cache
 
@@ -323,6 +340,58 @@ def pii_log(user, **_):
     page(user, "/admin/orders/piiaccess/")
 
 
+def memo(user, create_order, **_):
+    order = new_order(create_order)
+    try:
+        order_memo_add(order=order, user=user, text="顾客来电确认地址")
+    finally:
+        written = order.memos.exists() == order.events.filter(type="memo").exists()
+    assert written and order.memos.get().author == user
+
+
+def hold_release(user, create_order, **_):
+    order = paid(new_order(create_order))
+    try:
+        order_hold(order=order, actor=Actor.staff(user), reason="顾客考虑换颜色")
+    finally:
+        held = Order.objects.get(pk=order.pk).held_at is not None
+    assert held
+    order_release(order=order, actor=Actor.staff(user))
+    assert Order.objects.get(pk=order.pk).held_at is None
+
+
+def manual_entry(user, tshirt, **_):
+    try:
+        order, _created = order_manual_create(
+            user=user,
+            external_id="M-ROLE",
+            payment_method="bank_transfer",
+            customer={"name": "王五", "mobile": "13900001111"},
+            shipping_address=MANUAL_ADDRESS,
+            lines=[{"sku": tshirt.code, "quantity": 1}],
+        )
+    finally:
+        entered = Order.objects.filter(external_id="M-ROLE").exists()
+    assert entered and order.created_by == user
+
+
+def manual_review(user, tshirt, django_user_model, **_):
+    clerk = staff("客服", django_user_model, "-clerk")
+    order, _created = order_manual_create(
+        user=clerk,
+        external_id="M-REVIEW",
+        payment_method="bank_transfer",
+        customer={"name": "王五", "mobile": "13900001111"},
+        shipping_address=MANUAL_ADDRESS,
+        lines=[{"sku": tshirt.code, "quantity": 1}],
+    )
+    try:
+        order_manual_approve(order=order, actor=Actor.staff(user))
+    finally:
+        flags = Order.objects.get(pk=order.pk).review_flags
+    assert "manual" not in flags
+
+
 ACTIONS = {
     "取消订单": cancel,
     "取消已付款订单（原路退款）": cancel_paid,
@@ -350,6 +419,10 @@ ACTIONS = {
     "编辑提醒规则": reminder_rules,
     "编辑优惠券": coupons,
     "查看个人信息查看记录": pii_log,
+    "写订单内部备注": memo,
+    "挂起和释放订单": hold_release,
+    "手动录入订单": manual_entry,
+    "复核他人手动录入的订单": manual_review,
 }
 
 
@@ -359,10 +432,10 @@ def test_the_role_matrix(role, action, django_user_model, create_order, tshirt, 
     user = staff(role, django_user_model)
     run = ACTIONS[action]
     if role in EXPECTED[action]:
-        run(user, create_order=create_order, tshirt=tshirt, settings=settings)
+        run(user, create_order=create_order, tshirt=tshirt, settings=settings, django_user_model=django_user_model)
     else:
         with pytest.raises(PermissionDenied):
-            run(user, create_order=create_order, tshirt=tshirt, settings=settings)
+            run(user, create_order=create_order, tshirt=tshirt, settings=settings, django_user_model=django_user_model)
 
 
 def test_a_refusal_is_a_domain_error_with_a_stable_code(django_user_model, create_order):
