@@ -1,16 +1,19 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-admin.site.site_header = "OMS 订单管理系统"
+admin.site.site_header = _("OMS 订单管理系统")
 admin.site.site_title = "OMS"
-admin.site.index_title = "后台管理"
+admin.site.index_title = _("后台管理")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/2fa/", include("accounts.urls")),
     path("admin/", admin.site.urls),
+    # Django's set_language: the admin header's language switch posts here.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("orders.api.urls")),
     path("api/v1/", include("aftersales.api.urls")),
     path("payments/", include("payments.urls")),
