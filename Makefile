@@ -48,6 +48,6 @@ messages: $(VENV)/.installed-dev
 	@msgattrib --only-fuzzy --no-obsolete --no-wrap $(EN_PO) >>var/untranslated.po || true
 	@printf '%s: ' $(EN_PO); msgfmt --statistics -o /dev/null $(EN_PO)
 	@if grep -q '^msgid "[^"]' var/untranslated.po; then \
-		echo "Without English (also in var/untranslated.po; fill their msgstr in $(EN_PO), then run make messages again):"; \
+		echo "Without English, or with only a fuzzy guess to check (also in var/untranslated.po). Write their msgstr in $(EN_PO), drop the '#, fuzzy' line, run make messages again:"; \
 		grep -B1 -A1 '^msgid "[^"]' var/untranslated.po | grep -v '^--$$'; \
 	else echo "Every string has English."; fi

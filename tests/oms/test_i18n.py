@@ -120,6 +120,8 @@ ADMIN_PAGES = {
     "order cancel form": "/admin/orders/order/{pending}/transition/cancel/",
     "shipment changelist": "/admin/fulfillment/shipment/",
     "after-sales changelist": "/admin/aftersales/aftersale/",
+    "reminder report": "/admin/reminders/report/",
+    "statement upload": "/admin/payments/statementimport/upload/",
 }
 
 
@@ -168,6 +170,7 @@ def data_values(order: Order) -> list[str]:
     values += [text for line in order.lines.all() for text in (line.name, line.spec)]
     values += [warehouse.name for warehouse in Warehouse.objects.all()]
     values += [name for _, name in settings.LANGUAGES]  # the switch names each language in itself
+    values += ["渠道交易号,商户订单号,金额,类型,时间"]  # the channels' statement header, shown as it is
     return [str(value) for value in values if value]
 
 
@@ -220,6 +223,15 @@ def test_the_header_switch_sets_the_language_for_later_pages(superuser_client):
 
     superuser_client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/admin/"})
     assert '<html lang="zh-hans"' in superuser_client.get("/admin/").content.decode()
+
+
+def test_the_pay_page_follows_the_customers_browser(client, shipped_order):
+    url = f"/payments/pay/{shipped_order.order_no}/"
+    english = client.get(url, headers={"accept-language": "en"}).content.decode()
+    assert '<html lang="en">' in english and "Order payment" in english
+    assert untranslated_cjk(english, allow=data_values(shipped_order)) == []
+    chinese = client.get(url).content.decode()
+    assert '<html lang="zh-hans">' in chinese and "订单支付" in chinese
 
 
 # --- the helpers themselves ------------------------------------------------------------------
