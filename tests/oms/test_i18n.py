@@ -3,7 +3,9 @@
 - An English admin (browser asks for `en`, or the header switch chose it) shows no Chinese of
   ours on the order, shipment and after-sales pages; only the data (names, addresses, SKUs) may be.
 - The Chinese admin (no Accept-Language, or one we do not offer) has no English UI leftovers.
-- Every msgid in locale/en has an English msgstr, and the compiled .mo matches the .po.
+- Every msgid in locale/en has an English msgstr, every Chinese string of the code is in it (so a
+  merge that brings new strings fails here until `make messages` is run and they are translated),
+  and the compiled .mo matches the .po.
 
 `untranslated_cjk` and `english_leftovers` are meant for more pages: add a page's URL to
 `ADMIN_PAGES` (or call them in its own test) when it lands.
@@ -289,6 +291,47 @@ def test_every_msgid_has_an_english_translation():
     assert not missing, (
         f"{len(missing)} strings have no English in {PO_FILE.relative_to(settings.BASE_DIR)} "
         "(run `make messages`, translate them, see docs/i18n.md):\n  " + "\n  ".join(missing)
+    )
+
+
+GETTEXT_CALLS = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy"}
+PGETTEXT_CALLS = {"pgettext", "pgettext_lazy", "npgettext", "npgettext_lazy"}
+TRANSLATE_TAG = re.compile(r"""{%\s*(?:translate|trans)\s+(?:"([^"]+)"|'([^']+)')""")
+NOT_SOURCE = {".venv", "tests", "bench", "var", "staticfiles", "migrations", "locale", "node_modules"}
+
+
+def source_msgids() -> set[str]:
+    """The msgids makemessages would find in gettext calls with a literal and in {% translate %}
+    tags ({% blocktranslate %} is left to makemessages): "context|msgid" for pgettext."""
+    found: set[str] = set()
+    root = Path(settings.BASE_DIR)
+    for path in root.rglob("*.py"):
+        if NOT_SOURCE & set(path.relative_to(root).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            literals = [arg.value if isinstance(arg, ast.Constant) else None for arg in node.args[:2]]
+            if name in GETTEXT_CALLS and literals[:1] and isinstance(literals[0], str):
+                found.add(literals[0])
+            elif name in PGETTEXT_CALLS and len(literals) == 2 and all(isinstance(v, str) for v in literals):
+                found.add(f"{literals[0]}|{literals[1]}")
+    for path in root.rglob("*.html"):
+        if NOT_SOURCE & set(path.relative_to(root).parts):
+            continue
+        for double, single in TRANSLATE_TAG.findall(path.read_text(encoding="utf-8")):
+            found.add(double or single)
+    return {msgid for msgid in found if CJK.search(msgid)}  # English msgids are Django's own
+
+
+def test_every_chinese_string_in_the_code_is_in_the_catalogue():
+    """Catches strings a merge brought in before anyone ran `make messages`."""
+    catalogue = {(f"{e['msgctxt']}|" if "msgctxt" in e else "") + e["msgid"] for e in po_entries(PO_FILE)}
+    missing = sorted(source_msgids() - catalogue)
+    assert not missing, (
+        f"{len(missing)} strings of the code are not in {PO_FILE.relative_to(settings.BASE_DIR)}: run "
+        "`make messages` and translate them (docs/i18n.md):\n  " + "\n  ".join(missing)
     )
 
 
