@@ -41,7 +41,7 @@ bench-intake: $(VENV)/.installed-dev
 EN_PO := locale/en/LC_MESSAGES/django.po
 messages: $(VENV)/.installed-dev
 	@command -v msgattrib >/dev/null || { echo "make messages needs GNU gettext: apt-get install gettext" >&2; exit 1; }
-	@$(PY) manage.py makemessages -l en --add-location=file --no-obsolete -v 0 \
+	@$(PY) manage.py makemessages -l en --add-location=file -v 0 \
 		--ignore=.venv --ignore=bench --ignore=tests --ignore=var --ignore=staticfiles
 	@$(PY) manage.py compilemessages -l en -l zh_Hans --ignore=.venv -v 0
 	@msgattrib --untranslated --no-obsolete --no-wrap $(EN_PO) | grep -v '^#, python-format' >var/untranslated.po || true
