@@ -8,7 +8,7 @@ PORT ?= 8000
 # The sandbox gateway posts notifies back to this address, so it follows PORT.
 export OMS_SITE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: run test lint bench-intake
+.PHONY: run test lint bench-intake messages
 
 $(VENV)/.installed-%: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,19 @@ lint: $(VENV)/.installed-dev
 
 bench-intake: $(VENV)/.installed-dev
 	@$(PY) bench/order_intake.py
+
+## make messages: re-extract the Chinese source strings into locale/en, list those without English,
+# compile both catalogues. Needs GNU gettext (Debian: apt-get install gettext). See docs/i18n.md.
+EN_PO := locale/en/LC_MESSAGES/django.po
+messages: $(VENV)/.installed-dev
+	@command -v msgattrib >/dev/null || { echo "make messages needs GNU gettext: apt-get install gettext" >&2; exit 1; }
+	@$(PY) manage.py makemessages -l en --add-location=file -v 0 \
+		--ignore=.venv --ignore=bench --ignore=tests --ignore=var --ignore=staticfiles
+	@$(PY) manage.py compilemessages -l en -l zh_Hans --ignore=.venv -v 0
+	@msgattrib --untranslated --no-obsolete --no-wrap $(EN_PO) | grep -v '^#, python-format' >var/untranslated.po || true
+	@msgattrib --only-fuzzy --no-obsolete --no-wrap $(EN_PO) >>var/untranslated.po || true
+	@printf '%s: ' $(EN_PO); msgfmt --statistics -o /dev/null $(EN_PO)
+	@if grep -q '^msgid "[^"]' var/untranslated.po; then \
+		echo "Without English, or with only a fuzzy guess to check (also in var/untranslated.po). Write their msgstr in $(EN_PO), drop the '#, fuzzy' line, run make messages again:"; \
+		grep -B1 -A1 '^msgid "[^"]' var/untranslated.po | grep -v '^--$$'; \
+	else echo "Every string has English."; fi

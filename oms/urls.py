@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from console import views as console_views
 
-admin.site.site_header = "OMS 订单管理系统"
+admin.site.site_header = _("OMS 订单管理系统")
 admin.site.site_title = "OMS"
-admin.site.index_title = "后台管理"
+admin.site.index_title = _("后台管理")
 # The home page opens with the workbench (console/): the queues that need someone, by role.
 admin.site.index_template = "admin/console/index.html"
 
@@ -16,6 +17,8 @@ urlpatterns = [
     path("admin/2fa/", include("accounts.urls")),
     path("admin/dashboard/", admin.site.admin_view(console_views.dashboard), name="console-dashboard"),
     path("admin/", admin.site.urls),
+    # Django's set_language: the admin header's language switch posts here.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("orders.api.urls")),
     path("api/v1/", include("aftersales.api.urls")),
     path("api/v1/", include("fulfillment.api.urls")),

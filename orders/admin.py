@@ -332,6 +332,10 @@ class OrderAdmin(OrderConsoleMixin, NoDeleteMixin, FSMAdminMixin, admin.ModelAdm
     def get_fsm_block_label(fsm_field_name: str) -> str:
         return str(_("订单操作"))
 
+    def get_help_text(self, transition) -> str:
+        # The library's default is None, which its templates print as a literal "None" tooltip.
+        return transition.custom.get("help_text") or ""
+
     @admin.display(description=_("状态"), ordering="status")
     def status_badge(self, order: Order):
         colours = {
@@ -354,11 +358,11 @@ class OrderAdmin(OrderConsoleMixin, NoDeleteMixin, FSMAdminMixin, admin.ModelAdm
 
     @admin.display(description=_("信用"), boolean=False, ordering="customer_flagged")
     def customer_risk(self, order: Order) -> str:
-        return "⚠ 多次未付款" if getattr(order, "customer_flagged", False) else "—"
+        return _("⚠ 多次未付款") if getattr(order, "customer_flagged", False) else "—"
 
     @admin.display(description=_("复核"))
     def review_flag_list(self, order: Order) -> str:
-        return "、".join(str(services.ReviewFlag(flag).label) for flag in order.review_flags) or "—"
+        return _("、").join(str(services.ReviewFlag(flag).label) for flag in order.review_flags) or "—"
 
     def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None) -> bool:
         handler = SERVICE_FOR_TRANSITION.get(transition_name)

@@ -77,11 +77,11 @@ def _status(value: str) -> str:
 
 
 def _lines(items: list[dict] | None) -> str:
-    return "，".join(f"{item.get('sku')} × {item.get('quantity')}" for item in items or [])
+    return _("，").join(f"{item.get('sku')} × {item.get('quantity')}" for item in items or [])
 
 
 def _address(values: dict | None) -> str:
-    return "、".join(f"{value}" for value in (values or {}).values() if value)
+    return _("、").join(f"{value}" for value in (values or {}).values() if value)
 
 
 SENTENCES: dict[str, Callable[[OrderEvent, dict], str]] = {
@@ -103,7 +103,7 @@ SENTENCES: dict[str, Callable[[OrderEvent, dict], str]] = {
     T.SHIP: lambda e, d: _("全部商品已发出，订单已发货"),
     T.COMPLETE: lambda e, d: (
         _("确认收货（%(actor)s）%(reason)s")
-        % {"actor": actor_display(e), "reason": f"：{e.reason}" if e.reason else ""}
+        % {"actor": actor_display(e), "reason": _("：%(text)s") % {"text": e.reason} if e.reason else ""}
     ),
     T.CANCEL: lambda e, d: _("%(actor)s 取消订单：%(reason)s") % {"actor": actor_display(e), "reason": e.reason or "—"},
     T.REVIVE: lambda e, d: _("关单后收到付款 %(amount)s，订单恢复") % {"amount": _yuan(d.get("amount"))},
@@ -113,7 +113,7 @@ SENTENCES: dict[str, Callable[[OrderEvent, dict], str]] = {
     ),
     T.REVIEW_CLEARED: lambda e, d: (
         _("%(actor)s 人工复核通过%(note)s")
-        % {"actor": actor_display(e), "note": f"：{d['note']}" if d.get("note") else ""}
+        % {"actor": actor_display(e), "note": _("：%(text)s") % {"text": d["note"]} if d.get("note") else ""}
     ),
     T.REFUND_REQUESTED: lambda e, d: (
         _("发起退款 %(amount)s（%(no)s）：%(reason)s")
@@ -144,7 +144,7 @@ SENTENCES: dict[str, Callable[[OrderEvent, dict], str]] = {
         % {"actor": actor_display(e), "channel": d.get("channel", ""), "reason": e.reason}
     ),
     T.REMINDER_SENT: lambda e, d: _("发送提醒：%(rule)s") % {"rule": e.reason},
-    T.ALLOCATED: lambda e, d: _("分仓：%(warehouses)s") % {"warehouses": "、".join(d.get("warehouses") or [])},
+    T.ALLOCATED: lambda e, d: _("分仓：%(warehouses)s") % {"warehouses": _("、").join(d.get("warehouses") or [])},
     T.SHIPMENT_SHIPPED: lambda e, d: (
         _("包裹 %(no)s 发出：%(carrier)s %(tracking)s，%(lines)s")
         % {
@@ -198,15 +198,16 @@ SENTENCES: dict[str, Callable[[OrderEvent, dict], str]] = {
         _("售后 %(no)s 退货验收：%(lines)s")
         % {
             "no": d.get("aftersale_no", ""),
-            "lines": "，".join(
-                f"{item.get('sku')} 收 {item.get('received')} 合格 {item.get('accepted')}"
+            "lines": _("，").join(
+                _("%(sku)s 收 %(received)s 合格 %(accepted)s")
+                % {"sku": item.get("sku"), "received": item.get("received"), "accepted": item.get("accepted")}
                 for item in d.get("lines") or []
             ),
         }
     ),
     T.AFTERSALE_RESHIPPED: lambda e, d: (
         _("售后 %(no)s 补发包裹 %(parcels)s")
-        % {"no": d.get("aftersale_no", ""), "parcels": "、".join(d.get("shipments") or [])}
+        % {"no": d.get("aftersale_no", ""), "parcels": _("、").join(d.get("shipments") or [])}
     ),
     T.AFTERSALE_CLOSED: lambda e, d: (
         _("售后 %(no)s 结束，退款 %(amount)s") % {"no": d.get("aftersale_no", ""), "amount": _yuan(d.get("refunded"))}
@@ -223,7 +224,7 @@ def event_kind(event: OrderEvent) -> str:
 
 
 def event_sentence(event: OrderEvent) -> str:
-    """One Chinese sentence for a person; unknown types fall back to their label and reason."""
+    """One sentence for a person, in the request's language; unknown types fall back to their label and reason."""
     data = event.data if isinstance(event.data, dict) else {}
     render = SENTENCES.get(event.type)
     if render is not None:
@@ -232,7 +233,7 @@ def event_sentence(event: OrderEvent) -> str:
         except (KeyError, TypeError, ValueError):  # an old event without a field we expect
             pass
     label = event.get_type_display()
-    text = f"{label}：{event.reason}" if event.reason else str(label)
+    text = _("%(label)s：%(reason)s") % {"label": label, "reason": event.reason} if event.reason else str(label)
     if event.from_status and event.to_status:
-        text += f"（{_status(event.from_status)} → {_status(event.to_status)}）"
+        text += _("（%(from)s → %(to)s）") % {"from": _status(event.from_status), "to": _status(event.to_status)}
     return text

@@ -66,7 +66,7 @@ class ReminderRuleAdmin(NoDeleteMixin, admin.ModelAdmin):
 
     @admin.display(description=_("适用订单类型"))
     def order_type_list(self, rule: ReminderRule) -> str:
-        return "、".join(str(OrderType(value).label) for value in rule.order_types) or str(_("全部"))
+        return _("、").join(str(OrderType(value).label) for value in rule.order_types) or str(_("全部"))
 
 
 @admin.register(Reminder)
@@ -198,8 +198,8 @@ class ManualReminderAdmin(NoDeleteMixin, admin.ModelAdmin):
 
     def _warn(self, request, earlier, *, saved: bool) -> None:
         items = format_html_join(
-            "；",
-            "{} {}（{}·{}）",
+            _("；"),
+            _("{} {}（{}·{}）"),
             (
                 (
                     f"{timezone.localtime(item.at):%H:%M}",

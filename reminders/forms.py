@@ -4,6 +4,8 @@ from datetime import date, timedelta
 
 from django import forms
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import OrderType
@@ -11,7 +13,13 @@ from orders.models import OrderType
 from .models import ManualReminder, ReminderRule
 from .rendering import TEMPLATE_VARIABLES, RenderError, check_template
 
-VARIABLES_HELP = "；".join(f"{{{{ {name} }}}} {meaning}" for name, meaning in TEMPLATE_VARIABLES.items())
+
+def _variables_help() -> str:
+    return _("；").join(f"{{{{ {name} }}}} {meaning}" for name, meaning in TEMPLATE_VARIABLES.items())
+
+
+# Lazy, so the help text is in the language of the request that shows the form.
+VARIABLES_HELP = lazy(_variables_help, str)()
 
 
 class ReminderRuleForm(forms.ModelForm):
@@ -39,7 +47,7 @@ class ReminderRuleForm(forms.ModelForm):
             "active",
         ]
         widgets = {"template": forms.Textarea(attrs={"rows": 5, "cols": 100})}
-        help_texts = {"template": _("Django 模板语法，可用变量：") + VARIABLES_HELP}
+        help_texts = {"template": format_lazy("{}{}", _("Django 模板语法，可用变量："), VARIABLES_HELP)}
 
     def _clean_template_field(self, name: str) -> str:
         text = self.cleaned_data.get(name, "")

@@ -12,27 +12,28 @@ from datetime import datetime, timedelta
 
 from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from orders.models import Order, PaymentMethod
 
 from . import conf
 
 TEMPLATE_VARIABLES = {
-    "shop": "店铺名称",
-    "customer_name": "顾客姓名",
-    "order_no": "订单号",
-    "goods": "商品摘要，如“商品A×2”或“商品A等3件商品”",
-    "amount": "应付金额，如 180.00",
-    "payment_method": "支付方式",
-    "deadline": "付款截止时间，如 3月10日 22:30",
-    "time_left": "距截止的剩余时间，如 23小时30分钟",
-    "pay_link": "一键付款链接（OMS_PAY_LINK_TEMPLATE）",
-    "is_cod": "是否货到付款（用于 {% if is_cod %}）",
-    "is_paid": "是否已付款（用于 {% if is_paid %}）",
-    "paid_amount": "已付金额，如 180.00",
-    "cancel_reason": "取消原因，如“缺货”（商家取消通知）",
-    "carrier_name": "快递公司，如“顺丰速运”（发货通知）",
-    "tracking_no": "运单号（发货通知中为所发包裹的）",
+    "shop": _("店铺名称"),
+    "customer_name": _("顾客姓名"),
+    "order_no": _("订单号"),
+    "goods": _("商品摘要，如“商品A×2”或“商品A等3件商品”"),
+    "amount": _("应付金额，如 180.00"),
+    "payment_method": _("支付方式"),
+    "deadline": _("付款截止时间，如 3月10日 22:30"),
+    "time_left": _("距截止的剩余时间，如 23小时30分钟"),
+    "pay_link": _("一键付款链接（OMS_PAY_LINK_TEMPLATE）"),
+    "is_cod": _("是否货到付款（用于 {% if is_cod %}）"),
+    "is_paid": _("是否已付款（用于 {% if is_paid %}）"),
+    "paid_amount": _("已付金额，如 180.00"),
+    "cancel_reason": _("取消原因，如“缺货”（商家取消通知）"),
+    "carrier_name": _("快递公司，如“顺丰速运”（发货通知）"),
+    "tracking_no": _("运单号（发货通知中为所发包裹的）"),
 }
 
 _engine = Engine(autoescape=False)

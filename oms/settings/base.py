@@ -53,6 +53,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the cookie the admin header's switch sets (Django's set_language), else the
+    # browser's Accept-Language among LANGUAGES, else LANGUAGE_CODE, so Chinese stays the default.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -177,8 +180,10 @@ OTP_TOTP_ISSUER = env.str("OMS_2FA_ISSUER", default="OMS")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows another user's TOTP key or QR code
 
 # --- I18N / time ------------------------------------------------------------
+# The source strings are Chinese; English comes from locale/en (see docs/i18n.md).
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
