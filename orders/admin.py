@@ -5,6 +5,7 @@ instead of calling the model method directly. Nothing can be deleted.
 
 from __future__ import annotations
 
+import json
 import re
 
 from django import forms
@@ -14,6 +15,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_fsm.admin import FSMAdminMixin
 from rest_framework_api_key.admin import APIKeyModelAdmin
@@ -30,17 +33,21 @@ from workflows.cancellation import order_cancel
 from . import services
 from .admin_console import OrderConsoleMixin
 from .models import (
+    ActorKind,
     Coupon,
     CustomerRiskFlag,
     Order,
     OrderEvent,
     OrderLine,
+    OrderStatus,
     PiiAccess,
     Storefront,
     StorefrontAPIKey,
 )
 from .pii import mask_address, mask_mobile
 from .risk import customer_risk_clear
+from .timeline import KIND_OF_TYPE, event_kind, event_sentence
+from .timeline import Kind as TimelineKind
 
 # The library's own key model is not used: every key here belongs to a storefront.
 if admin.site.is_registered(APIKey):
@@ -62,20 +69,46 @@ class OrderLineInline(ReadOnlyInline):
 
 
 class OrderEventInline(ReadOnlyInline):
+    """The timeline as a person reads it: one sentence per event, filterable by kind (?timeline=
+    money / fulfillment / messages / staff), the raw data folded away one click from view."""
+
     model = OrderEvent
     verbose_name_plural = _("时间线")
-    fields = [
-        "created_at",
-        "type",
-        "from_status",
-        "to_status",
-        "actor_kind",
-        "actor_label",
-        "reason",
-        "data",
-    ]
+    template = "admin/orders/order/timeline_inline.html"
+    fields = ["created_at", "kind", "sentence", "status_change", "raw"]
     readonly_fields = fields
     ordering = ["created_at", "id"]
+
+    def get_queryset(self, request):
+        events = super().get_queryset(request).select_related("actor_user")
+        kind = request.GET.get("timeline", "")
+        if kind == TimelineKind.STAFF:
+            return events.filter(actor_kind=ActorKind.STAFF)
+        types = [t for t, k in KIND_OF_TYPE.items() if k == kind]
+        return events.filter(type__in=types) if types else events
+
+    @admin.display(description=_("类别"))
+    def kind(self, event: OrderEvent) -> str:
+        return str(dict(TimelineKind.choices).get(event_kind(event), ""))
+
+    @admin.display(description=_("事件"))
+    def sentence(self, event: OrderEvent) -> str:
+        return event_sentence(event)
+
+    @admin.display(description=_("状态"))
+    def status_change(self, event: OrderEvent) -> str:
+        if event.from_status and event.to_status and event.from_status != event.to_status:
+            return f"{OrderStatus(event.from_status).label} → {OrderStatus(event.to_status).label}"
+        return ""
+
+    @admin.display(description=_("原始数据"))
+    def raw(self, event: OrderEvent) -> SafeString:
+        body = json.dumps(event.data, ensure_ascii=False, indent=1, default=str)
+        return format_html(
+            "<details><summary>{}</summary><pre style='white-space:pre-wrap;margin:0'>{}</pre></details>",
+            gettext("查看"),
+            f"{event.get_type_display()} · {event.actor_label}\n{body}",
+        )
 
 
 class PaymentInline(ReadOnlyInline):
@@ -155,7 +188,8 @@ class OrderAdmin(OrderConsoleMixin, NoDeleteMixin, FSMAdminMixin, admin.ModelAdm
     # hierarchy (the 下单时间 filter offers today / 7 days / this month instead).
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-    inlines = [OrderLineInline, PaymentInline, RefundInline, OrderAftersaleInline, OrderEventInline]
+    # The timeline right after what was bought, where the agent looks first.
+    inlines = [OrderLineInline, OrderEventInline, PaymentInline, RefundInline, OrderAftersaleInline]
     fieldsets = [
         (_("催付"), {"fields": ["reminder_links"]}),
         (

@@ -39,3 +39,13 @@ def test_every_event_type_has_a_readable_sentence(storefront, tshirt):
         event = OrderEvent(order=order, type=value, actor_kind="system", actor_label="job", data={})
         sentence = event_sentence(event)
         assert sentence and "{" not in sentence and "None" not in sentence, (value, sentence)
+
+
+def test_the_order_page_reads_the_timeline_and_filters_it_by_kind(admin_client, storefront, tshirt):
+    order = OrderFactory(storefront=storefront, payload__lines=[{"sku": tshirt.code, "quantity": 1}])
+    order_pay(order=order, amount=order.payable_total, actor=Actor.gateway("alipay"))
+    url = f"/admin/orders/order/{order.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert "店铺 web 下单" in page and "收到付款" in page and "<details>" in page
+    money = admin_client.get(url + "?timeline=money").content.decode()
+    assert "收到付款" in money and "店铺 web 下单" not in money
