@@ -187,15 +187,7 @@ def shipment_rows_read(file: IO[bytes], *, name: str) -> list[dict[str, Any]]:
     (its first sheet), keyed by our column names, each with its row number in the file.
     Blank rows are skipped. A file without the needed columns is a ValidationFailed on `file`.
     """
-    lowered = name.lower()
-    if lowered.endswith(".csv"):
-        table = _csv_table(file.read())
-    elif lowered.endswith(".xlsx"):
-        table = _xlsx_table(file)
-    else:
-        raise ValidationFailed(fields={"file": [_("请上传 CSV 或 XLSX 文件")]})
-    if not table:
-        raise ValidationFailed(fields={"file": [_("文件是空的")]})
+    table = table_read(file, name=name)
     columns = _columns(table[0])
     rows = []
     for number, cells in enumerate(table[1:], start=2):
@@ -206,6 +198,25 @@ def shipment_rows_read(file: IO[bytes], *, name: str) -> list[dict[str, Any]]:
         if len(rows) > MAX_ROWS:
             raise ValidationFailed(fields={"file": [_("一次最多导入 %(n)d 行") % {"n": MAX_ROWS}]})
     return rows
+
+
+def table_read(file: IO[bytes], *, name: str) -> list[list[Any]]:
+    """The cells of a CSV (UTF-8, UTF-8 with BOM, GB18030) or XLSX file (first sheet), header
+    first; a ValidationFailed on `file` for another kind of file or an empty one."""
+    lowered = name.lower()
+    if lowered.endswith(".csv"):
+        table = _csv_table(file.read())
+    elif lowered.endswith(".xlsx"):
+        table = _xlsx_table(file)
+    else:
+        raise ValidationFailed(fields={"file": [_("请上传 CSV 或 XLSX 文件")]})
+    if not table:
+        raise ValidationFailed(fields={"file": [_("文件是空的")]})
+    return table
+
+
+def cell_text(value: Any) -> str:
+    return _cell(value)
 
 
 def _columns(header: list[Any]) -> dict[str, int]:
