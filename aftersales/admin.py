@@ -25,6 +25,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from console.exports import AftersaleExport, MaskedExportMixin
 from oms.admin_base import NoDeleteMixin, ReadOnlyAdmin, ReadOnlyInline
 from oms.errors import DomainError
 from orders.events import Actor
@@ -124,7 +125,9 @@ class OrderAftersaleInline(ReadOnlyInline):
 
 
 @admin.register(Aftersale)
-class AftersaleAdmin(NoDeleteMixin, admin.ModelAdmin):
+class AftersaleAdmin(MaskedExportMixin, NoDeleteMixin, admin.ModelAdmin):
+    resource_classes = [AftersaleExport]
+    export_select_related = ("order",)
     list_display = ["aftersale_no", "order_link", "type", "reason", "status_badge", "refund_amount", "countdown"]
     list_display_links = ["aftersale_no"]
     list_filter = ["type", "status", "reason", "responsibility", "escalated"]

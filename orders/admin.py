@@ -23,6 +23,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from aftersales.admin import OrderAftersaleInline
+from console.exports import MaskedExportMixin, OrderExport
 from fulfillment.admin import shipments_table_for
 from oms.admin_base import EstimatedCountPaginator, NoDeleteMixin, ReadOnlyAdmin, ReadOnlyInline, run_for_each
 from oms.errors import DomainError
@@ -159,7 +160,9 @@ SERVICE_FOR_TRANSITION = {
 
 
 @admin.register(Order)
-class OrderAdmin(OrderConsoleMixin, NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
+class OrderAdmin(MaskedExportMixin, OrderConsoleMixin, NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
+    resource_classes = [OrderExport]
+    export_select_related = ("storefront",)
     fsm_fields = ["status"]
     list_display = [
         "order_no",

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from console.exports import MaskedExportMixin, RefundExport
 from oms.admin_base import ReadOnlyAdmin, run_for_each
 
 from . import services
@@ -50,7 +51,9 @@ class PaymentNotificationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Refund)
-class RefundAdmin(ReadOnlyAdmin):
+class RefundAdmin(MaskedExportMixin, ReadOnlyAdmin):
+    resource_classes = [RefundExport]
+    export_select_related = ("order",)
     list_display = [
         "out_refund_no",
         "order",

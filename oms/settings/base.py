@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "fulfillment",
     "aftersales",
     "reminders",
+    "import_export",
     "console",
     "oms",  # after the apps: its migration gives their permissions to the staff roles
 ]
