@@ -285,7 +285,22 @@ def _order_insert(*, storefront, payload: OrderInput, skus: list[Sku], coupon, p
             **priced.breakdown(),
             review_flags=review_flags,
         )
+    _remember_related(order, "lines", lines)
     return order
+
+
+def _remember_related(order: Order, relation: str, objects: list) -> None:
+    """Store `objects` as `order.<relation>`, exactly as prefetch_related would have.
+
+    A new order's relations are known when it is created (its lines are the ones just
+    written; it has no payments or shipments yet), so the answer to the storefront is built
+    without reading them back. Give a relation added to the order answer its known value
+    here too, e.g. `_remember_related(order, "shipments", [])`.
+    """
+    queryset = getattr(order, relation).get_queryset()
+    queryset._result_cache = list(objects)
+    queryset._prefetch_done = True
+    order.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = queryset
 
 
 # --- transitions --------------------------------------------------------------
