@@ -120,6 +120,11 @@ def _new_order_no(now: datetime) -> str:
     return f"{timezone.localtime(now):%Y%m%d}{secrets.randbelow(10**10):010d}"
 
 
+def _existing_order(*, storefront: Storefront, external_id: str) -> Order | None:
+    """The storefront's order with this external_id, by the unique index: no ORDER BY, no scan."""
+    return next(iter(Order.objects.filter(storefront=storefront, external_id=external_id).order_by()[:1]), None)
+
+
 def _check_replay(*, existing: Order, payload: OrderInput) -> Order:
     if existing.request_fingerprint != payload.fingerprint():
         raise IdempotencyConflict(details={"order_no": existing.order_no})
@@ -176,7 +181,7 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
     a different body raises IdempotencyConflict. The number of queries does not grow
     with the number of lines.
     """
-    existing = Order.objects.filter(storefront=storefront, external_id=payload.external_id).first()
+    existing = _existing_order(storefront=storefront, external_id=payload.external_id)
     if existing is not None:
         return _check_replay(existing=existing, payload=payload), False
 
@@ -214,7 +219,7 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
                 now=now,
             ), True
         except IntegrityError:
-            existing = Order.objects.filter(storefront=storefront, external_id=payload.external_id).first()
+            existing = _existing_order(storefront=storefront, external_id=payload.external_id)
             if existing is not None:  # a concurrent identical post won the race
                 return _check_replay(existing=existing, payload=payload), False
             if attempt == 2:
