@@ -66,23 +66,28 @@ from common import (
     THROTTLE_RATE,
     WARMUP_PREFIX,
     Gunicorn,
+    MachineLoad,
     RunResult,
     SkuRow,
     add_database_url,
     add_load_options,
     add_redis_url,
+    add_rounds_option,
     bench_env,
     create_skus,
     create_storefront,
     database_name,
+    merge_runs,
     migrate,
     positive_int,
     print_errors,
     query_one,
+    round_slices,
     run_load,
     scratch_database,
     server_version,
     storefront_row,
+    usable_cpus,
 )
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import Json, execute_values
@@ -130,6 +135,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skus", type=positive_int, default=3, help="SKUs to draw lines from (default 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed warm-up orders (default 4 x workers)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the order lines (default 1)")
+    add_rounds_option(parser)
     add_database_url(parser, DEFAULT_DATABASE_URL)
     add_redis_url(parser, "cache (throttle)")
     parser.add_argument(
@@ -459,6 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bodies = http_bodies(HTTP_PREFIX, plans, skus)
         warmup_bodies = http_bodies(WARMUP_PREFIX, warmup_plans, skus)
 
+        http_rounds: list[RunResult] = []
+        floor_rounds: list[RunResult] = []
+        http_load, floor_load = MachineLoad(cpus=usable_cpus()), MachineLoad(cpus=usable_cpus())
         with Gunicorn(env=env, workers=args.workers) as server:
             print(
                 f"server: gunicorn oms.wsgi:application, {args.workers} sync workers on {server.url},"
@@ -475,24 +484,41 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 print(f"warmup: {warmup.ok} orders (untimed), {len(warmup.errors)} errors")
                 print_errors("warm-up", warmup.errors)
-            http = run_load(
-                count=args.orders,
-                concurrency=args.concurrency,
-                open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=bodies),
-            )
-        # gunicorn is stopped: the floor has the machine to itself, as the server had.
-        floor = run_load(
-            count=args.orders,
-            concurrency=args.concurrency,
-            open_client=lambda: SqlClient(dsn=dsn, storefront=storefront, skus=skus, plans=plans),
-        )
+            assert server.proc is not None
+            # HTTP and floor take turns, so a change in what else runs on the machine hits both.
+            # Between HTTP rounds the idle sync workers use no CPU: the floor has the machine.
+            for start, count in round_slices(args.orders, args.rounds):
+                with http_load.part(dsn=dsn, gunicorn_pid=server.proc.pid) as stop:
+                    http_rounds.append(
+                        run_load(
+                            count=count,
+                            start=start,
+                            finished=stop,
+                            concurrency=args.concurrency,
+                            open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=bodies),
+                        )
+                    )
+                with floor_load.part(dsn=dsn) as stop:
+                    floor_rounds.append(
+                        run_load(
+                            count=count,
+                            start=start,
+                            finished=stop,
+                            concurrency=args.concurrency,
+                            open_client=lambda: SqlClient(dsn=dsn, storefront=storefront, skus=skus, plans=plans),
+                        )
+                    )
+        http, floor = merge_runs(http_rounds), merge_runs(floor_rounds)
 
         print(f"HTTP  = POST /api/v1/orders/ through gunicorn, {args.concurrency} client threads (requests.Session)")
         print(f"floor = same orders as raw SQL via psycopg2, one transaction each, {args.concurrency} connections")
+        print(f"rounds: {len(http_rounds)}, HTTP then floor in each, {args.orders} orders per kind in all")
         print(result_line("HTTP", http))
         print_errors("HTTP", http.errors)
+        print(f"load  : during HTTP : {http_load.describe()}")
         print(result_line("floor", floor))
         print_errors("floor", floor.errors)
+        print(f"load  : during floor: {floor_load.describe()}")
         if http.rate > 0 and floor.rate > 0:
             print(
                 f"ratio : HTTP/floor = {http.rate / floor.rate:.3f} of the floor's orders/s"
