@@ -93,3 +93,27 @@ def order_events_record_many(
     events = [_event(order_id, type, actor, from_status, to_status, reason, data) for order_id in order_ids]
     OrderEvent.objects.bulk_create(events, batch_size=1000)
     return len(events)
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """One timeline entry of a sequence written together (order_events_record_sequence)."""
+
+    type: str
+    actor: Actor
+    from_status: str = ""
+    to_status: str = ""
+    reason: str = ""
+    data: dict[str, Any] | None = None
+
+
+def order_events_record_sequence(*, order: Order, entries: list[EventEntry]) -> list[OrderEvent]:
+    """Several events of one order, in this order, in one INSERT (e.g. paid, then auto-approved)."""
+    return OrderEvent.objects.bulk_create(
+        [
+            _event(
+                order.pk, entry.type, entry.actor, entry.from_status, entry.to_status, entry.reason, entry.data or {}
+            )
+            for entry in entries
+        ]
+    )

@@ -45,7 +45,7 @@ from oms.errors import (
     require_permission,
 )
 
-from .events import Actor, order_event_record, order_events_record_many
+from .events import Actor, EventEntry, order_event_record, order_events_record_many, order_events_record_sequence
 
 # Actor and the event writers live in orders.events; they stay importable from here.
 __all__ = ["Actor", "order_event_record", "order_events_record_many"]
@@ -358,28 +358,69 @@ def order_pay(
     actor: Actor,
     at: datetime | None = None,
     auto_approve: bool = True,
+    locked: bool = False,
     **data,
 ) -> Order:
-    """Record that the payable amount arrived. Callers (payment reconciliation) have verified it."""
+    """Record that the payable amount arrived. Callers (payment reconciliation) have verified it.
+
+    Paid and, when nothing needs review, approved: both transitions are one UPDATE of the
+    fields they changed and one INSERT of their two events. `locked=True` says the caller
+    already holds the order's row lock in its transaction and passes the order as it read it
+    under that lock (payments.services.money.lock_order): it is not read again, it is checked
+    before anything is written (a refusal leaves the caller's transaction usable), and the
+    writes join that transaction without a savepoint.
+    """
+    if locked:
+        _check_payable(order, amount)
+        with transaction.atomic(savepoint=False):
+            return _pay_and_approve(order, amount, actor, at=at, auto_approve=auto_approve, **data)
     with transaction.atomic():
         order = _lock(order)
-        _require(order, "pay")
-        if amount != order.payable_total:
-            raise ValidationFailed(
-                _("到账金额与应付金额不一致"),
-                fields={"amount": [_("应付 %(p)s，到账 %(a)s") % {"p": order.payable_total, "a": amount}]},
-            )
-        _transition(
-            order,
-            "pay",
-            actor,
-            event_data={"amount": str(amount), **data},
-            amount=amount,
-            at=at or timezone.now(),
+        _check_payable(order, amount)
+        return _pay_and_approve(order, amount, actor, at=at, auto_approve=auto_approve, **data)
+
+
+def _check_payable(order: Order, amount: Decimal) -> None:
+    _require(order, "pay")
+    if amount != order.payable_total:
+        raise ValidationFailed(
+            _("到账金额与应付金额不一致"),
+            fields={"amount": [_("应付 %(p)s，到账 %(a)s") % {"p": order.payable_total, "a": amount}]},
         )
-        if auto_approve and not order.review_flags:
-            _transition(order, "approve", Actor.system("auto_approve"), at=timezone.now())
+
+
+def _pay_and_approve(order: Order, amount: Decimal, actor: Actor, *, at, auto_approve: bool, **data) -> Order:
+    unchanged = _field_values(order)
+    entries = [
+        _step(order, "pay", actor, event_data={"amount": str(amount), **data}, amount=amount, at=at or timezone.now())
+    ]
+    if auto_approve and not order.review_flags:
+        entries.append(_step(order, "approve", Actor.system("auto_approve"), at=timezone.now()))
+    changed = [name for name, value in unchanged.items() if getattr(order, name) != value]
+    order.save(update_fields=[*changed, "updated_at"])
+    order_events_record_sequence(order=order, entries=entries)
     return order
+
+
+def _field_values(order: Order) -> dict[str, Any]:
+    return {field.attname: getattr(order, field.attname) for field in Order._meta.concrete_fields}
+
+
+def _step(order: Order, action: str, actor: Actor, *, event_reason: str = "", event_data=None, **kwargs) -> EventEntry:
+    """Run one transition in memory (checked like _transition) and return its timeline entry; the caller saves."""
+    from_status = order.status
+    _require(order, action)
+    if not can_proceed(getattr(order, action)):
+        raise InvalidTransition(details={"status": order.status, "action": action, "condition": "unmet"})
+    getattr(order, action)(**kwargs)
+    return EventEntry(
+        type=action,
+        actor=actor,
+        from_status=from_status,
+        to_status=order.status,
+        reason=event_reason,
+        data=event_data or {},
+    )
 
 
 def order_money_record(*, order: Order, received: Decimal = ZERO, refunded: Decimal = ZERO) -> Order:
