@@ -13,26 +13,38 @@ floor  The same N orders (same SKUs and quantities, order by order) written with
        ``SELECT ... FOR UPDATE`` the SKUs' stock rows ordered by id, ``UPDATE`` their
        ``reserved``, ``INSERT`` the order, its lines, one reservation per line and the "created"
        event, ``COMMIT``. These are the rows the API writes; the floor leaves out everything
-       else the API does (API-key lookup, throttle, idempotency and SKU reads, re-reading the
-       order for the answer, HTTP, JSON, Django), so it is the rate the API could approach.
+       else the API does (API key and throttle, the idempotency and SKU reads, validation,
+       building the answer, HTTP, JSON, Django), so it is the rate the API could approach.
+
+rounds HTTP and floor take turns (``--rounds``, default 4): round r sends orders r/R..(r+1)/R of
+       each kind, HTTP first, then the floor. On a machine shared with other work the load
+       changes within a minute; alternating makes both kinds see the same weather. Idle sync
+       workers use no CPU while the floor runs.
+
+load   For each kind, over its rounds: how busy the machine was, the CPU this benchmark used
+       (client, gunicorn, the bench database's backends), the CPU other processes took (in
+       cores, on average) and the 1-minute load average at each round's start. A ratio
+       measured while others took a large share of the cores is a weaker figure; say so.
 
 ratio  HTTP orders/s divided by floor orders/s, and its inverse ("x slower").
 
 Client threads, gunicorn, Redis and PostgreSQL all share this machine's cores; everything talks
 to 127.0.0.1 only. The server runs ``oms.settings.dev`` with ``DEBUG=false`` (or
 ``--settings oms.settings.prod`` with ``SECURE_SSL_REDIRECT=false``), ``API_THROTTLE_RATE``
-set high enough that throttling never answers 429.
+set high enough that throttling never answers 429, and gunicorn's sync workers, 2 per core
+(4 here), which is also what docker-compose.yml runs (``--workers 4``).
 
 Each run starts from scratch: it drops and re-creates the database named in ``--database-url``
 (the name must contain "bench"), runs ``manage.py migrate``, creates a storefront and API key
 with ``manage.py create_storefront``, a warehouse and SKUs with stock for every order of both
-runs, starts gunicorn on a free port, warms it up, runs the HTTP load, stops gunicorn (always),
-runs the floor, checks that both runs wrote the same rows, prints the results and drops the
-database (unless ``--keep-db``).
+runs, starts gunicorn on a free port, warms it up, runs the rounds, stops gunicorn (always),
+checks that both kinds wrote the same rows, prints the results and drops the database
+(unless ``--keep-db``).
 
 Run
 ---
     .venv/bin/python bench/order_intake.py                  # 2,000 orders, 8 clients
+    .venv/bin/python bench/order_intake.py -c 32            # the latency target: p99 at 32 clients
     .venv/bin/python bench/order_intake.py -n 200 -c 4 --workers 2 --lines 2 --keep-db
 
 The exit status is 1 if either run had an error or the row check failed.

@@ -27,6 +27,11 @@ floor  The same rows in a clone of the same database (``CREATE DATABASE ... TEMP
        reservations, writing a cancel event per order, giving back coupon uses, queueing the
        closed-order notice, refreshing customer risk flags, Django) is what the gap is made of.
 
+load   For the sweep and for the floor: how busy the machine was, the CPU this benchmark used
+       (this process and the bench database's backend), the CPU other processes took (in
+       cores, on average) and the 1-minute load average at its start. The two parts run one
+       after the other, not in rounds (the floor is one statement), so compare their load lines.
+
 ratio  sweep orders/s divided by floor orders/s, and its inverse ("x slower").
 
 Setup (untimed)
