@@ -333,21 +333,30 @@ def _transition(
     event_data=None,
     **kwargs,
 ) -> Order:
-    from_status = order.status
-    _require(order, action)
-    if not can_proceed(getattr(order, action)):
-        raise InvalidTransition(details={"status": order.status, "action": action, "condition": "unmet"})
-    getattr(order, action)(**kwargs)
-    order.save()
-    order_event_record(
-        order=order,
-        type=action,
-        actor=actor,
-        from_status=from_status,
-        to_status=order.status,
-        reason=event_reason,
-        **(event_data or {}),
-    )
+    entry = _step(order, action, actor, event_reason=event_reason, event_data=event_data, **kwargs)
+    return _save_transitions(order, [entry])
+
+
+def _save_transitions(order: Order, entries: list[EventEntry], *, update_fields: list[str] | None = None) -> Order:
+    """Write transitions already run in memory (_step): the order row, then their events.
+
+    The one place both paths end (one transition by _transition, or several at once as in
+    order_pay): whatever must follow every transition belongs here, not in _transition.
+    """
+    order.save(update_fields=update_fields)
+    if len(entries) == 1:
+        (entry,) = entries
+        order_event_record(
+            order=order,
+            type=entry.type,
+            actor=entry.actor,
+            from_status=entry.from_status,
+            to_status=entry.to_status,
+            reason=entry.reason,
+            **(entry.data or {}),
+        )
+    else:
+        order_events_record_sequence(order=order, entries=entries)
     return order
 
 
@@ -397,9 +406,7 @@ def _pay_and_approve(order: Order, amount: Decimal, actor: Actor, *, at, auto_ap
     if auto_approve and not order.review_flags:
         entries.append(_step(order, "approve", Actor.system("auto_approve"), at=timezone.now()))
     changed = [name for name, value in unchanged.items() if getattr(order, name) != value]
-    order.save(update_fields=[*changed, "updated_at"])
-    order_events_record_sequence(order=order, entries=entries)
-    return order
+    return _save_transitions(order, entries, update_fields=[*changed, "updated_at"])
 
 
 def _field_values(order: Order) -> dict[str, Any]:
