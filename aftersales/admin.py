@@ -127,6 +127,8 @@ class OrderAftersaleInline(ReadOnlyInline):
 @admin.register(Aftersale)
 class AftersaleAdmin(MaskedExportMixin, NoDeleteMixin, admin.ModelAdmin):
     resource_classes = [AftersaleExport]
+    # Named, so the export button (django-import-export) extends it rather than replacing it.
+    change_list_template = "admin/aftersales/aftersale/change_list.html"
     export_select_related = ("order",)
     list_display = ["aftersale_no", "order_link", "type", "reason", "status_badge", "refund_amount", "countdown"]
     list_display_links = ["aftersale_no"]

@@ -397,7 +397,7 @@ class Gunicorn:
             try:
                 requests.get(f"{self.url}{self.ready_path}", timeout=5)  # any answer will do
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or still importing on a busy machine
                 time.sleep(0.2)
         raise RuntimeError(f"gunicorn did not answer within {SERVER_START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
 
@@ -449,22 +449,32 @@ class RunResult:
         return self.latencies_s[rank - 1] * 1000
 
 
-def run_load(*, count: int, concurrency: int, open_client: Callable[[], Client]) -> RunResult:
-    """Send items 0..count-1 from `concurrency` threads; clients are opened before the clock starts."""
+def run_load(
+    *,
+    count: int,
+    concurrency: int,
+    open_client: Callable[[], Client],
+    start: int = 0,
+    finished: Callable[[], None] | None = None,
+) -> RunResult:
+    """Send items start..start+count-1 from `concurrency` threads; clients are opened before the clock starts.
+
+    `finished` is called when the last item is done, before the clients are closed.
+    """
     clients = [open_client() for _ in range(concurrency)]
-    indices = itertools.count()
+    indices = itertools.count(start)
     lock = threading.Lock()
-    start = threading.Barrier(concurrency + 1)
+    ready = threading.Barrier(concurrency + 1)
     latencies: list[list[float]] = [[] for _ in clients]
     errors: list[str] = []
 
     def loop(slot: int) -> None:
         client = clients[slot]
-        start.wait()
+        ready.wait()
         while True:
             with lock:
                 index = next(indices)
-            if index >= count:
+            if index >= start + count:
                 return
             began = time.perf_counter()
             try:
@@ -482,15 +492,43 @@ def run_load(*, count: int, concurrency: int, open_client: Callable[[], Client])
     try:
         for thread in threads:
             thread.start()
-        start.wait()
+        ready.wait()
         began = time.perf_counter()
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - began
+        if finished is not None:
+            finished()
     finally:
         for client in clients:
             client.close()
     return RunResult(elapsed_s=elapsed, latencies_s=sorted(itertools.chain(*latencies)), errors=errors)
+
+
+def merge_runs(runs: Sequence[RunResult]) -> RunResult:
+    """Several rounds of one kind as one result: their items over the sum of their wall times."""
+    return RunResult(
+        elapsed_s=sum(run.elapsed_s for run in runs),
+        latencies_s=sorted(itertools.chain.from_iterable(run.latencies_s for run in runs)),
+        errors=[error for run in runs for error in run.errors],
+    )
+
+
+def round_slices(count: int, rounds: int) -> list[tuple[int, int]]:
+    """(start, count) of each round: items 0..count-1 in `rounds` nearly equal consecutive slices."""
+    rounds = min(rounds, count)
+    bounds = [count * r // rounds for r in range(rounds + 1)]
+    return [(bounds[r], bounds[r + 1] - bounds[r]) for r in range(rounds)]
+
+
+def add_rounds_option(parser: argparse.ArgumentParser, default: int = 4) -> None:
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=default,
+        help=f"the timed part and its floor take turns in this many rounds, so both see the same machine"
+        f" (default {default})",
+    )
 
 
 def print_errors(label: str, errors: Sequence[str]) -> None:
@@ -559,17 +597,85 @@ class CpuSnapshot:
     client: float
 
 
-def cpu_snapshot(*, gunicorn_pid: int, dsn: str) -> CpuSnapshot:
+def cpu_snapshot(*, gunicorn_pid: int | None, dsn: str) -> CpuSnapshot:
+    """CPU used so far by the machine, gunicorn (if any), the bench database's backends, this process."""
+
     def read(pids: Sequence[int]) -> dict[int, float]:
         return {pid: cpu for pid in pids if (cpu := proc_cpu_s(pid)) is not None}
 
     return CpuSnapshot(
         at=time.perf_counter(),
         machine=machine_busy_s(),
-        gunicorn=read([gunicorn_pid, *child_pids(gunicorn_pid)]),
+        gunicorn=read([gunicorn_pid, *child_pids(gunicorn_pid)]) if gunicorn_pid is not None else {},
         postgres=read(backend_pids(dsn)),
         client=time.process_time(),
     )
+
+
+@dataclass
+class MachineLoad:
+    """Who kept the cores busy during one timed part (or several, added up).
+
+    The benchmarks share the machine with whatever else runs on it; a floor measured in the
+    same run only helps if both parts saw the same weather. This says how much of the
+    machine other processes took during each part ("other" = all busy CPU time minus this
+    benchmark's own processes: client, gunicorn, the bench database's backends), and the
+    1-minute load average at each part's start.
+    """
+
+    cpus: int
+    wall_s: float = 0.0
+    busy_s: float = 0.0
+    ours_s: float = 0.0
+    load_averages: list[str] = field(default_factory=list)
+    readable: bool = True
+
+    @contextmanager
+    def part(self, *, dsn: str, gunicorn_pid: int | None = None) -> Iterator[Callable[[], None]]:
+        """Measure the block; it may call the yielded `stop` early (before the bench closes its
+        database connections, whose backends' CPU must be read while they still exist).
+        """
+        self.load_averages.append(load_average())
+        before = cpu_snapshot(gunicorn_pid=gunicorn_pid, dsn=dsn)
+        snapshots: list[CpuSnapshot] = []
+
+        def stop() -> None:
+            if not snapshots:
+                snapshots.append(cpu_snapshot(gunicorn_pid=gunicorn_pid, dsn=dsn))
+
+        yield stop
+        stop()
+        after = snapshots[0]
+        if before.machine is None or after.machine is None:
+            self.readable = False
+            return
+
+        def used(start: dict[int, float], end: dict[int, float]) -> float:
+            return sum(cpu - start.get(pid, 0.0) for pid, cpu in end.items())
+
+        self.wall_s += after.at - before.at
+        self.busy_s += after.machine - before.machine
+        self.ours_s += (
+            used(before.gunicorn, after.gunicorn)
+            + used(before.postgres, after.postgres)
+            + (after.client - before.client)
+        )
+
+    @property
+    def others_cores(self) -> float:
+        """Cores other processes kept busy, on average over the part."""
+        return max(self.busy_s - self.ours_s, 0.0) / self.wall_s if self.wall_s > 0 else math.nan
+
+    def describe(self) -> str:
+        loads = ", ".join(self.load_averages)
+        if not self.readable or self.wall_s <= 0:
+            return f"load average (1 min) at its start: {loads}; CPU accounting n/a (no /proc)"
+        return (
+            f"machine busy {self.busy_s / (self.wall_s * self.cpus):.0%} of {self.cpus} cores;"
+            f" this benchmark {self.ours_s:.1f} core-s, other processes"
+            f" {max(self.busy_s - self.ours_s, 0.0):.1f} core-s = {self.others_cores:.2f} cores on average;"
+            f" load average (1 min) at its start: {loads}"
+        )
 
 
 def load_average() -> str:

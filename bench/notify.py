@@ -1,4 +1,4 @@
-"""Alipay notifies: applied notifies/s through gunicorn, beside bare RSA2 verification, in one run.
+"""Alipay notifies: applied notifies/s through gunicorn, beside the same work in raw SQL, in one run.
 
 What is measured
 ----------------
@@ -7,28 +7,33 @@ HTTP   N orders (default 2,000), each with one Alipay payment attempt, each paid
        gunicorn server (sync workers, ``oms.wsgi:application``) by C client threads (default 8),
        each with its own ``requests.Session``. A notify counts only if it is answered HTTP 200
        with the bare body ``success``. Printed: applied notifies/s (such answers / wall time of
-       the run), p50/p99 latency of those answers, and the first few failures.
+       the HTTP rounds), p50/p99 latency, gunicorn's CPU per notify, and the first few failures.
 
-floor  The bare cost of the signature check the endpoint must do: the same N notify bodies,
-       in this process, single-threaded, with ``cryptography``: parse the form body, build the
-       signing string the way Alipay signs a notify (every non-empty field but ``sign`` and
-       ``sign_type``, sorted, ``k=v`` joined by ``&``), base64-decode ``sign`` and verify
-       SHA256withRSA (PKCS#1 v1.5) with the public key loaded once. The N bodies are verified in
-       passes until at least a second has gone by. Verification is CPU bound and independent per
-       notify, so the all-cores floor is the single-thread rate x the number of CPUs this process
-       may run on (ideal linear scaling: an upper bound, since it ignores sharing the machine).
+floor  The same work with nothing around it: N other orders of the same shape, their notifies
+       signed the same way, sent by C threads with one psycopg2 connection each. Per notify:
+       parse the form body, build the signing string the way Alipay signs (every non-empty
+       field but ``sign`` and ``sign_type``, sorted, ``k=v`` joined by ``&``), verify
+       SHA256withRSA (PKCS#1 v1.5) with ``cryptography``, then in one transaction write the
+       rows an applied notify leaves: the payment ``succeeded`` (only if it is open and of that
+       amount), the order paid and approved, the inbox row with outcome ``applied``, and the
+       ``pay`` and ``approve`` events. What the endpoint does beyond that (Django, committing
+       the inbox row before applying it, locking order and payment before deciding, checking
+       merchant and app ids, reading rows into models) is what the gap is made of. The old
+       floor, bare verification on one thread, is still printed as an aside: it is not the
+       same work, so no ratio is taken to it.
 
-ratio  HTTP applied notifies/s divided by the all-cores floor verifications/s, and its
-       inverse ("x slower"). Everything the endpoint does beyond the signature check (storing the
-       inbox row, locking order and payment, paying and approving the order, writing its
-       timeline, HTTP, Django) is what the gap is made of.
+rounds HTTP and floor take turns (``--rounds``, default 4), HTTP first in each round, so both
+       see the same machine; each kind's load line says how much of the cores other processes
+       took meanwhile and the 1-minute load average at each round's start.
+
+ratio  HTTP applied notifies/s divided by floor notifies/s, and its inverse ("x slower").
 
 Setup (untimed)
 ---------------
 The database named in ``--database-url`` (the name must contain "bench") is dropped and
 re-created, ``manage.py migrate`` runs, ``manage.py create_storefront`` makes the storefront.
 Then, in this process (``django.setup()`` on the bench database): a warehouse and SKUs, the orders
-through ``orders.services.order_create``, and one ``Payment`` per order with what
+(warm-up, HTTP and floor sets) through ``orders.services.order_create``, and one ``Payment`` per order with what
 ``payments.services.payment_start`` writes (``out_trade_no`` = ``<order_no>P01``, amount = payable
 total, channel alipay, expiring at the payment deadline, plus its ``payment_started`` event), in bulk.
 
@@ -37,9 +42,10 @@ total, channel alipay, expiring at the payment deadline, plus its ``payment_star
 adapter verifies against that key exactly as it would against Alipay's. Every notify is signed
 before the clock starts. Gunicorn runs ``oms.settings.dev`` with ``DEBUG=false``, ``REDIS_URL`` for
 cache and broker, ``API_THROTTLE_RATE`` high and ``OMS_SITE_URL`` pointing at itself. A few
-warm-up orders (default 4 x workers) are paid untimed first. After the run gunicorn is stopped
-(always), the floor runs, and SQL checks that every timed order is ``awaiting_shipment`` and has
-exactly one ``applied`` notification. The database is dropped unless ``--keep-db``.
+warm-up orders (default 4 x workers) are paid untimed first. After the rounds gunicorn is stopped
+(always), bare verification is timed, and SQL checks that every order of both sets is
+``awaiting_shipment`` with its payment succeeded, exactly one ``applied`` notification and its
+pay and approve events. The database is dropped unless ``--keep-db``.
 
 Client threads, gunicorn, Redis and PostgreSQL all share this machine's cores; everything talks
 to 127.0.0.1 only.
@@ -69,6 +75,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
+import psycopg2
 import requests
 from common import (
     ADDRESS,
@@ -80,21 +87,24 @@ from common import (
     THROTTLE_RATE,
     WARMUP_PREFIX,
     Gunicorn,
+    MachineLoad,
+    RunResult,
     add_database_url,
     add_load_options,
     add_redis_url,
+    add_rounds_option,
     bench_env,
     close_django_connections,
-    cpu_report,
     cpu_snapshot,
     create_storefront,
     database_name,
     django_setup,
-    load_average,
+    merge_runs,
     migrate,
     positive_int,
     print_errors,
     query_one,
+    round_slices,
     run_load,
     scratch_database,
     server_version,
@@ -102,6 +112,8 @@ from common import (
 )
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from psycopg2.extensions import connection as PgConnection
+from psycopg2.extras import Json
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/oms_bench_notify"
 SETTINGS = "oms.settings.dev"
@@ -110,6 +122,7 @@ FLOOR_MIN_S = 1.0
 SETUP_BATCH = 100  # orders created per transaction during setup
 
 TIMED_PREFIX = "BENCH-NOTIFY-"
+FLOOR_PREFIX = "BENCH-FLOOR-"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -125,6 +138,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="untimed warm-up notifies (default 4 x workers)")
     add_database_url(parser, DEFAULT_DATABASE_URL)
     add_redis_url(parser, "cache and broker")
+    add_rounds_option(parser)
     parser.add_argument("--keep-db", action="store_true", help="leave the database in place afterwards")
     args = parser.parse_args(argv)
     if args.warmup is None:
@@ -263,17 +277,18 @@ class NotifyClient:
         self.session.close()
 
 
-# --- the floor: bare RSA2 verification ---------------------------------------------------
+# --- the floors: bare RSA2 verification, and verification + the same rows in raw SQL ----------
 
 
-def verify_notify(public_key: rsa.RSAPublicKey, body: bytes) -> None:
+def verify_notify(public_key: rsa.RSAPublicKey, body: bytes) -> dict[str, str]:
     """Alipay's notify check, bare: form fields -> signing string -> SHA256withRSA verify.
 
-    Raises cryptography.exceptions.InvalidSignature if the signature does not match.
+    Returns the fields; raises cryptography.exceptions.InvalidSignature if the signature does not match.
     """
     fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
     message = "&".join(f"{k}={v}" for k, v in sorted(fields.items()) if k not in ("sign", "sign_type") and v != "")
     public_key.verify(base64.b64decode(fields["sign"]), message.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    return fields
 
 
 @dataclass(frozen=True)
@@ -287,7 +302,7 @@ class FloorResult:
         return self.verified / self.elapsed_s
 
 
-def run_floor(public_key_pem: bytes, bodies: Sequence[bytes]) -> FloorResult:
+def run_verify_floor(public_key_pem: bytes, bodies: Sequence[bytes]) -> FloorResult:
     """Verify all `bodies`, single-threaded, in passes until FLOOR_MIN_S has gone by."""
     public_key = serialization.load_pem_public_key(public_key_pem)
     assert isinstance(public_key, rsa.RSAPublicKey)
@@ -303,6 +318,85 @@ def run_floor(public_key_pem: bytes, bodies: Sequence[bytes]) -> FloorResult:
             return FloorResult(verified=passes * len(bodies), passes=passes, elapsed_s=elapsed)
 
 
+# The rows one applied notify leaves, as the endpoint writes them: the payment succeeded, the
+# order paid and auto-approved, the inbox row with its outcome, the "pay" and "approve" events.
+FLOOR_PAYMENT = (
+    "UPDATE payments_payment SET status = 'succeeded', gateway_trade_no = %(trade_no)s, paid_at = %(paid_at)s,"
+    " updated_at = now() WHERE out_trade_no = %(out_trade_no)s AND channel = 'alipay' AND amount = %(amount)s"
+    " AND status = 'created' RETURNING id, order_id"
+)
+FLOOR_ORDER = (
+    "UPDATE orders_order SET status = 'awaiting_shipment', paid_total = paid_total + %(amount)s,"
+    " paid_at = %(paid_at)s, approved_at = now(), updated_at = now()"
+    " WHERE id = %(order_id)s AND status = 'pending_payment' AND payable_total = %(amount)s"
+)
+FLOOR_INBOX = (
+    "INSERT INTO payments_paymentnotification (channel, dedupe_key, kind, raw_body, headers, verified,"
+    " verify_error, outcome, outcome_note, out_trade_no, payment_id, order_id, received_at, processed_at)"
+    " VALUES ('alipay', %(notify_id)s, 'payment', %(raw)s, '{}', true, '', 'applied', '', %(out_trade_no)s,"
+    " %(payment_id)s, %(order_id)s, now(), now())"
+)
+FLOOR_EVENTS = (
+    "INSERT INTO orders_orderevent (order_id, type, from_status, to_status, actor_kind, actor_label, reason,"
+    " data, created_at) VALUES"
+    " (%(order_id)s, 'pay', 'pending_payment', 'paid', 'gateway', 'alipay', '', %(pay_data)s, now()),"
+    " (%(order_id)s, 'approve', 'paid', 'awaiting_shipment', 'system', 'auto_approve', '', '{}', now())"
+)
+
+
+class SqlNotifyClient:
+    """The honest floor: verify the notify, then write its rows with raw SQL in one transaction.
+
+    One psycopg2 connection per client thread, like one gunicorn worker's. It leaves out what
+    the endpoint does beyond that: Django, the inbox committed before it is applied, the row
+    locks taken before deciding, the checks of merchant and app ids, reading the rows into models.
+    """
+
+    def __init__(self, *, dsn: str, public_key_pem: bytes, bodies: Sequence[bytes]) -> None:
+        self.conn: PgConnection = psycopg2.connect(dsn)
+        public_key = serialization.load_pem_public_key(public_key_pem)
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        self.public_key = public_key
+        self.bodies = bodies
+
+    def send(self, index: int) -> str | None:
+        body = self.bodies[index]
+        fields = verify_notify(self.public_key, body)
+        if fields.get("trade_status") != "TRADE_SUCCESS":
+            return f"floor notify {index}: not a success"
+        amount = Decimal(fields["total_amount"])
+        paid_at = datetime.strptime(fields["gmt_payment"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
+        row = {
+            "trade_no": fields["trade_no"],
+            "paid_at": paid_at,
+            "out_trade_no": fields["out_trade_no"],
+            "amount": amount,
+            "notify_id": fields["notify_id"],
+            "raw": body.decode("utf-8"),
+        }
+        with self.conn, self.conn.cursor() as cur:  # one transaction
+            cur.execute(FLOOR_PAYMENT, row)
+            found = cur.fetchone()
+            if found is None:
+                return f"floor notify {index}: no open payment {fields['out_trade_no']} of {amount}"
+            row["payment_id"], row["order_id"] = found
+            cur.execute(FLOOR_ORDER, row)
+            if cur.rowcount != 1:
+                raise RuntimeError(f"floor notify {index}: order {row['order_id']} not pending")  # rolls back
+            cur.execute(FLOOR_INBOX, row)
+            pay_data = {
+                "amount": str(amount),
+                "out_trade_no": row["out_trade_no"],
+                "gateway_trade_no": row["trade_no"],
+                "source": "notify",
+            }
+            cur.execute(FLOOR_EVENTS, {**row, "pay_data": Json(pay_data)})
+        return None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 # --- checks and report ----------------------------------------------------------------
 
 
@@ -313,6 +407,7 @@ class Outcome:
     applied: int
     notifications: int
     payments_succeeded: int
+    pay_approve_events: int
 
     def ok(self, expected: int) -> bool:
         return (
@@ -321,18 +416,19 @@ class Outcome:
             and self.applied == expected
             and self.notifications == expected
             and self.payments_succeeded == expected
+            and self.pay_approve_events == 2 * expected
         )
 
     def __str__(self) -> str:
         return (
             f"orders={self.orders} awaiting_shipment={self.awaiting_shipment}"
             f" notifications={self.notifications} applied={self.applied}"
-            f" payments_succeeded={self.payments_succeeded}"
+            f" payments_succeeded={self.payments_succeeded} pay+approve events={self.pay_approve_events}"
         )
 
 
-def outcome(dsn: str, *, warmup: bool) -> Outcome:
-    """Counts for the timed orders (warmup=False) or the warm-up orders, by external_id."""
+def outcome(dsn: str, prefix: str) -> Outcome:
+    """Counts for the orders whose external_id starts with `prefix`."""
     row = query_one(
         dsn,
         """
@@ -346,9 +442,11 @@ def outcome(dsn: str, *, warmup: bool) -> Outcome:
                 JOIN payments_payment p ON p.out_trade_no = n.out_trade_no
                 JOIN orders_order o ON o.id = p.order_id WHERE o.external_id LIKE %(p)s),
             (SELECT count(*) FROM payments_payment p JOIN orders_order o ON o.id = p.order_id
-                WHERE o.external_id LIKE %(p)s AND p.status = 'succeeded')
+                WHERE o.external_id LIKE %(p)s AND p.status = 'succeeded'),
+            (SELECT count(*) FROM orders_orderevent e JOIN orders_order o ON o.id = e.order_id
+                WHERE o.external_id LIKE %(p)s AND e.type IN ('pay', 'approve'))
         """,
-        {"p": (WARMUP_PREFIX if warmup else TIMED_PREFIX) + "%"},
+        {"p": prefix + "%"},
     )
     return Outcome(*row)
 
@@ -387,27 +485,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tests.payments.gateway_doubles import FakeGateways
 
             codes = create_catalog()
-            warm = create_orders_and_attempts(
-                prefix=WARMUP_PREFIX, count=args.warmup, storefront_code=STOREFRONT_CODE, codes=codes
-            )
-            timed = create_orders_and_attempts(
-                prefix=TIMED_PREFIX, count=args.notifies, storefront_code=STOREFRONT_CODE, codes=codes
-            )
+            attempts = {
+                prefix: create_orders_and_attempts(
+                    prefix=prefix, count=count, storefront_code=STOREFRONT_CODE, codes=codes
+                )
+                for prefix, count in (
+                    (WARMUP_PREFIX, args.warmup),
+                    (TIMED_PREFIX, args.notifies),
+                    (FLOOR_PREFIX, args.notifies),
+                )
+            }
             close_django_connections()
             rows_s = time.perf_counter() - began
 
             began = time.perf_counter()
             gateways = FakeGateways(Path(key_dir))  # RSA-2048 keys, in the temp dir only
-            warm_bodies = sign_notifies(gateways, warm)
-            bodies = sign_notifies(gateways, timed)
+            warm_bodies, bodies, floor_bodies = (sign_notifies(gateways, found) for found in attempts.values())
             sign_s = time.perf_counter() - began
+            public_pem = gateways.alipay_platform.public_pem()
             alipay_env = {k: v for k, v in gateways.settings().items() if k.startswith("ALIPAY_")}
-            amounts = sorted({a.amount for a in timed})
+            amounts = sorted({a.amount for a in attempts[TIMED_PREFIX]})
             print(
                 f"setup : database {database_name(dsn)} (PostgreSQL {server_version(dsn)}) re-created, migrated,"
-                f" storefront in {migrate_s:.1f} s; {len(CATALOG)} SKUs, {args.warmup}+{args.notifies} orders via"
-                f" order_create + one alipay Payment each in {rows_s:.1f} s; keys +"
-                f" {len(warm_bodies) + len(bodies)} signed notifies in {sign_s:.1f} s (all untimed)"
+                f" storefront in {migrate_s:.1f} s; {len(CATALOG)} SKUs, {args.warmup}+{args.notifies}+{args.notifies}"
+                f" orders (warm-up, HTTP, floor) via order_create + one alipay Payment each in {rows_s:.1f} s; keys +"
+                f" {len(warm_bodies) + len(bodies) + len(floor_bodies)} signed notifies in {sign_s:.1f} s (all untimed)"
             )
             print(
                 f"        amounts {amounts[0]}..{amounts[-1]} yuan ({len(amounts)} distinct),"
@@ -417,6 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             def server_env(url: str) -> dict[str, str]:
                 return {**env, **alipay_env, "OMS_SITE_URL": url}
 
+            http_rounds: list[RunResult] = []
+            floor_rounds: list[RunResult] = []
+            http_load, floor_load = MachineLoad(cpus=cpus), MachineLoad(cpus=cpus)
             with Gunicorn(env=server_env, workers=args.workers, ready_path=NOTIFY_PATH) as server:
                 print(
                     f"server: gunicorn oms.wsgi:application, {args.workers} sync workers on {server.url},"
@@ -434,61 +539,88 @@ def main(argv: Sequence[str] | None = None) -> int:
                     warmup_errors = warmup.errors
                     print(f"warmup: {warmup.ok} notifies answered success (untimed), {len(warmup.errors)} errors")
                     print_errors("warm-up", warmup.errors)
-                load_before = load_average()
                 assert server.proc is not None
-                cpu_before = cpu_snapshot(gunicorn_pid=server.proc.pid, dsn=dsn)
-                http = run_load(
-                    count=args.notifies,
-                    concurrency=args.concurrency,
-                    open_client=lambda: NotifyClient(url=endpoint, bodies=bodies),
-                )
-                cpu_after = cpu_snapshot(gunicorn_pid=server.proc.pid, dsn=dsn)
+                cpu_spent = 0.0  # gunicorn's CPU seconds during the HTTP rounds
+                # HTTP and floor take turns, so a change in what else runs on the machine hits both;
+                # between HTTP rounds the idle sync workers use no CPU.
+                for start, count in round_slices(args.notifies, args.rounds):
+                    with http_load.part(dsn=dsn, gunicorn_pid=server.proc.pid) as stop:
+                        round_before = cpu_snapshot(gunicorn_pid=server.proc.pid, dsn=dsn)
+                        http_rounds.append(
+                            run_load(
+                                count=count,
+                                start=start,
+                                concurrency=args.concurrency,
+                                open_client=lambda: NotifyClient(url=endpoint, bodies=bodies),
+                                finished=stop,
+                            )
+                        )
+                        round_after = cpu_snapshot(gunicorn_pid=server.proc.pid, dsn=dsn)
+                        cpu_spent += sum(
+                            cpu - round_before.gunicorn.get(pid, 0.0) for pid, cpu in round_after.gunicorn.items()
+                        )
+                    with floor_load.part(dsn=dsn) as stop:
+                        floor_rounds.append(
+                            run_load(
+                                count=count,
+                                start=start,
+                                concurrency=args.concurrency,
+                                open_client=lambda: SqlNotifyClient(
+                                    dsn=dsn, public_key_pem=public_pem, bodies=floor_bodies
+                                ),
+                                finished=stop,
+                            )
+                        )
                 server_log = server.log_tail()
-            # gunicorn is stopped, so the floor does not compete with it.
-            floor = run_floor(gateways.alipay_platform.public_pem(), bodies)
+            # gunicorn is stopped, so the single-thread verification figure does not compete with it.
+            verify_only = run_verify_floor(public_pem, bodies)
 
-        floor_all = floor.rate * cpus
+        http, floor = merge_runs(http_rounds), merge_runs(floor_rounds)
         print(f"HTTP  = POST {NOTIFY_PATH} through gunicorn, {args.concurrency} client threads (requests.Session)")
         print(
-            f"floor = the same {args.notifies} notifies: parse form, build signing string, SHA256withRSA PKCS1v15"
-            f" verify (cryptography), 1 thread, {floor.passes} passes in {floor.elapsed_s:.2f} s"
+            f"floor = the same work's floor: verify each notify (parse form, signing string, SHA256withRSA) and write"
+            f" its rows (payment, order, inbox, 2 events) with raw SQL in one transaction, {args.concurrency}"
+            f" psycopg2 connections, on {args.notifies} other orders of the same shape"
         )
+        print(f"rounds: {len(http_rounds)}, HTTP then floor in each, {args.notifies} notifies per kind in all")
         print(
             f"HTTP  : {http.rate:8.1f} applied notifies/s   p50 {http.percentile_ms(50):7.1f} ms"
             f"   p99 {http.percentile_ms(99):7.1f} ms   ({http.ok} success, {len(http.errors)} errors,"
-            f" {http.elapsed_s:.2f} s)"
+            f" {http.elapsed_s:.2f} s; gunicorn {cpu_spent * 1000 / max(http.ok, 1):.1f} ms CPU per notify)"
         )
         print_errors("HTTP", http.errors)
-        for line in cpu_report(cpu_before, cpu_after, cpus=cpus, count=args.notifies, unit="notify"):
-            print(line)
-        print(f"        load average (1 min) just before the timed run: {load_before}")
-        print(f"floor : {floor.rate:8.1f} verifications/s on 1 core (measured; {1000 / floor.rate:.3f} ms each)")
+        print(f"load  : during HTTP : {http_load.describe()}")
         print(
-            f"floor : {floor_all:8.1f} verifications/s on {cpus} cores"
-            f" (scaled: 1-core rate x {cpus} usable CPUs, ideal linear scaling)"
+            f"floor : {floor.rate:8.1f} applied notifies/s   p50 {floor.percentile_ms(50):7.1f} ms"
+            f"   p99 {floor.percentile_ms(99):7.1f} ms   ({floor.ok} ok, {len(floor.errors)} errors,"
+            f" {floor.elapsed_s:.2f} s)"
         )
-        if http.rate > 0:
+        print_errors("floor", floor.errors)
+        print(f"load  : during floor: {floor_load.describe()}")
+        if http.rate > 0 and floor.rate > 0:
             print(
-                f"ratio : HTTP applied notifies/s / floor verifications/s on {cpus} cores = {http.rate / floor_all:.4f}"
-                f"  ->  HTTP is {floor_all / http.rate:.1f}x slower than bare verification"
+                f"ratio : HTTP/floor = {http.rate / floor.rate:.3f} of the floor's notifies/s"
+                f"  ->  HTTP is {floor.rate / http.rate:.1f}x slower than verification + raw SQL"
             )
         else:
-            print("ratio : n/a (no notify was applied)")
+            print("ratio : n/a (a run applied no notify)")
+        print(
+            f"also  : verification alone, 1 thread: {verify_only.rate:.1f} verifications/s"
+            f" ({1000 / verify_only.rate:.3f} ms each; {verify_only.passes} passes in {verify_only.elapsed_s:.2f} s)"
+        )
 
-        timed_rows, warm_rows = outcome(dsn, warmup=False), outcome(dsn, warmup=True)
+        rows = {label: outcome(dsn, prefix) for label, prefix in (("HTTP   ", TIMED_PREFIX), ("floor  ", FLOOR_PREFIX))}
+        warm_rows = outcome(dsn, WARMUP_PREFIX)
         not_applied, cases, not_awaiting = strays(dsn)
         same = (
-            timed_rows.ok(args.notifies)
+            all(found.ok(args.notifies) for found in rows.values())
             and warm_rows.ok(args.warmup)
             and not_applied == 0
             and cases == 0
             and not_awaiting == 0
         )
-        print(
-            f"check : timed orders in awaiting_shipment = {timed_rows.awaiting_shipment} (want {args.notifies}),"
-            f" PaymentNotification outcome 'applied' = {timed_rows.applied} (want {args.notifies})"
-        )
-        print(f"check : timed   {timed_rows}")
+        for label, found in rows.items():
+            print(f"check : {label} {found}")
         print(f"check : warm-up {warm_rows}")
         print(
             f"check : notifications not applied = {not_applied}, reconciliation cases = {cases},"
@@ -497,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (http.errors or warmup_errors) and server_log.strip():
             print("server log (tail):")
             print(server_log)
-        failed = bool(http.errors or warmup_errors) or not same
+        failed = bool(http.errors or floor.errors or warmup_errors) or not same
     return 1 if failed else 0
 
 

@@ -13,26 +13,38 @@ floor  The same N orders (same SKUs and quantities, order by order) written with
        ``SELECT ... FOR UPDATE`` the SKUs' stock rows ordered by id, ``UPDATE`` their
        ``reserved``, ``INSERT`` the order, its lines, one reservation per line and the "created"
        event, ``COMMIT``. These are the rows the API writes; the floor leaves out everything
-       else the API does (API-key lookup, throttle, idempotency and SKU reads, re-reading the
-       order for the answer, HTTP, JSON, Django), so it is the rate the API could approach.
+       else the API does (API key and throttle, the idempotency and SKU reads, validation,
+       building the answer, HTTP, JSON, Django), so it is the rate the API could approach.
+
+rounds HTTP and floor take turns (``--rounds``, default 4): round r sends orders r/R..(r+1)/R of
+       each kind, HTTP first, then the floor. On a machine shared with other work the load
+       changes within a minute; alternating makes both kinds see the same weather. Idle sync
+       workers use no CPU while the floor runs.
+
+load   For each kind, over its rounds: how busy the machine was, the CPU this benchmark used
+       (client, gunicorn, the bench database's backends), the CPU other processes took (in
+       cores, on average) and the 1-minute load average at each round's start. A ratio
+       measured while others took a large share of the cores is a weaker figure; say so.
 
 ratio  HTTP orders/s divided by floor orders/s, and its inverse ("x slower").
 
 Client threads, gunicorn, Redis and PostgreSQL all share this machine's cores; everything talks
 to 127.0.0.1 only. The server runs ``oms.settings.dev`` with ``DEBUG=false`` (or
 ``--settings oms.settings.prod`` with ``SECURE_SSL_REDIRECT=false``), ``API_THROTTLE_RATE``
-set high enough that throttling never answers 429.
+set high enough that throttling never answers 429, and gunicorn's sync workers, 2 per core
+(4 here), which is also what docker-compose.yml runs (``--workers 4``).
 
 Each run starts from scratch: it drops and re-creates the database named in ``--database-url``
 (the name must contain "bench"), runs ``manage.py migrate``, creates a storefront and API key
 with ``manage.py create_storefront``, a warehouse and SKUs with stock for every order of both
-runs, starts gunicorn on a free port, warms it up, runs the HTTP load, stops gunicorn (always),
-runs the floor, checks that both runs wrote the same rows, prints the results and drops the
-database (unless ``--keep-db``).
+runs, starts gunicorn on a free port, warms it up, runs the rounds, stops gunicorn (always),
+checks that both kinds wrote the same rows, prints the results and drops the database
+(unless ``--keep-db``).
 
 Run
 ---
     .venv/bin/python bench/order_intake.py                  # 2,000 orders, 8 clients
+    .venv/bin/python bench/order_intake.py -c 32            # the latency target: p99 at 32 clients
     .venv/bin/python bench/order_intake.py -n 200 -c 4 --workers 2 --lines 2 --keep-db
 
 The exit status is 1 if either run had an error or the row check failed.
@@ -66,23 +78,28 @@ from common import (
     THROTTLE_RATE,
     WARMUP_PREFIX,
     Gunicorn,
+    MachineLoad,
     RunResult,
     SkuRow,
     add_database_url,
     add_load_options,
     add_redis_url,
+    add_rounds_option,
     bench_env,
     create_skus,
     create_storefront,
     database_name,
+    merge_runs,
     migrate,
     positive_int,
     print_errors,
     query_one,
+    round_slices,
     run_load,
     scratch_database,
     server_version,
     storefront_row,
+    usable_cpus,
 )
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import Json, execute_values
@@ -130,6 +147,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skus", type=positive_int, default=3, help="SKUs to draw lines from (default 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed warm-up orders (default 4 x workers)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the order lines (default 1)")
+    add_rounds_option(parser)
     add_database_url(parser, DEFAULT_DATABASE_URL)
     add_redis_url(parser, "cache (throttle)")
     parser.add_argument(
@@ -459,6 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bodies = http_bodies(HTTP_PREFIX, plans, skus)
         warmup_bodies = http_bodies(WARMUP_PREFIX, warmup_plans, skus)
 
+        http_rounds: list[RunResult] = []
+        floor_rounds: list[RunResult] = []
+        http_load, floor_load = MachineLoad(cpus=usable_cpus()), MachineLoad(cpus=usable_cpus())
         with Gunicorn(env=env, workers=args.workers) as server:
             print(
                 f"server: gunicorn oms.wsgi:application, {args.workers} sync workers on {server.url},"
@@ -475,24 +496,41 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 print(f"warmup: {warmup.ok} orders (untimed), {len(warmup.errors)} errors")
                 print_errors("warm-up", warmup.errors)
-            http = run_load(
-                count=args.orders,
-                concurrency=args.concurrency,
-                open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=bodies),
-            )
-        # gunicorn is stopped: the floor has the machine to itself, as the server had.
-        floor = run_load(
-            count=args.orders,
-            concurrency=args.concurrency,
-            open_client=lambda: SqlClient(dsn=dsn, storefront=storefront, skus=skus, plans=plans),
-        )
+            assert server.proc is not None
+            # HTTP and floor take turns, so a change in what else runs on the machine hits both.
+            # Between HTTP rounds the idle sync workers use no CPU: the floor has the machine.
+            for start, count in round_slices(args.orders, args.rounds):
+                with http_load.part(dsn=dsn, gunicorn_pid=server.proc.pid) as stop:
+                    http_rounds.append(
+                        run_load(
+                            count=count,
+                            start=start,
+                            finished=stop,
+                            concurrency=args.concurrency,
+                            open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=bodies),
+                        )
+                    )
+                with floor_load.part(dsn=dsn) as stop:
+                    floor_rounds.append(
+                        run_load(
+                            count=count,
+                            start=start,
+                            finished=stop,
+                            concurrency=args.concurrency,
+                            open_client=lambda: SqlClient(dsn=dsn, storefront=storefront, skus=skus, plans=plans),
+                        )
+                    )
+        http, floor = merge_runs(http_rounds), merge_runs(floor_rounds)
 
         print(f"HTTP  = POST /api/v1/orders/ through gunicorn, {args.concurrency} client threads (requests.Session)")
         print(f"floor = same orders as raw SQL via psycopg2, one transaction each, {args.concurrency} connections")
+        print(f"rounds: {len(http_rounds)}, HTTP then floor in each, {args.orders} orders per kind in all")
         print(result_line("HTTP", http))
         print_errors("HTTP", http.errors)
+        print(f"load  : during HTTP : {http_load.describe()}")
         print(result_line("floor", floor))
         print_errors("floor", floor.errors)
+        print(f"load  : during floor: {floor_load.describe()}")
         if http.rate > 0 and floor.rate > 0:
             print(
                 f"ratio : HTTP/floor = {http.rate / floor.rate:.3f} of the floor's orders/s"

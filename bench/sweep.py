@@ -27,6 +27,11 @@ floor  The same rows in a clone of the same database (``CREATE DATABASE ... TEMP
        reservations, writing a cancel event per order, giving back coupon uses, queueing the
        closed-order notice, refreshing customer risk flags, Django) is what the gap is made of.
 
+load   For the sweep and for the floor: how busy the machine was, the CPU this benchmark used
+       (this process and the bench database's backend), the CPU other processes took (in
+       cores, on average) and the 1-minute load average at its start. The two parts run one
+       after the other, not in rounds (the floor is one statement), so compare their load lines.
+
 ratio  sweep orders/s divided by floor orders/s, and its inverse ("x slower").
 
 Setup (untimed)
@@ -82,6 +87,7 @@ import common
 import psycopg2
 from common import (
     STOREFRONT_CODE,
+    MachineLoad,
     SkuRow,
     admin,
     bench_env,
@@ -95,6 +101,7 @@ from common import (
     positive_int,
     query_one,
     storefront_row,
+    usable_cpus,
     with_database,
 )
 from psycopg2 import sql
@@ -623,7 +630,8 @@ def run_sweep(*, now: datetime, batch_size: int, max_batches: int) -> SweepResul
     return SweepResult(closed, checked, batches, calls, ended - began, log, log.finish(ended))
 
 
-def run_floor(dsn: str) -> tuple[int, float]:
+def run_floor(dsn: str, finished: Callable[[], None]) -> tuple[int, float]:
+    """The raw UPDATE + COMMIT; `finished` runs before the connection closes (its backend's CPU is read then)."""
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
@@ -631,7 +639,9 @@ def run_floor(dsn: str) -> tuple[int, float]:
             cur.execute(FLOOR_UPDATE)
             rows = cur.rowcount
             conn.commit()
-            return rows, time.perf_counter() - began
+            took = time.perf_counter() - began
+            finished()
+            return rows, took
     finally:
         conn.close()
 
@@ -743,10 +753,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         checkpoint(url)
         now = timezone.now()
-        sweep = run_sweep(now=now, batch_size=batch, max_batches=max_batches)
+        sweep_load, floor_load = MachineLoad(cpus=usable_cpus()), MachineLoad(cpus=usable_cpus())
+        with sweep_load.part(dsn=url):
+            sweep = run_sweep(now=now, batch_size=batch, max_batches=max_batches)
         close_django_connections()
         checkpoint(url)
-        floor_rows, floor_s = run_floor(floor_url)
+        with floor_load.part(dsn=floor_url) as stop:
+            floor_rows, floor_s = run_floor(floor_url, stop)
         floor_rate = floor_rows / floor_s if floor_s > 0 else 0.0
 
         log = sweep.log
@@ -790,9 +803,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" batch, {locked:.1f} s in all = {locked / sweep.elapsed_s:.0%} of the sweep (order_create for"
                 f" those SKUs waits meanwhile)"
             )
+        print(f"load  : during the sweep: {sweep_load.describe()}")
         print(
             f"floor : {floor_rate:9.1f} orders/s   ({floor_rows} rows updated in {floor_s:.2f} s, 1 statement + COMMIT)"
         )
+        print(f"load  : during the floor: {floor_load.describe()}")
         if sweep.rate > 0 and floor_rate > 0:
             print(
                 f"ratio : sweep/floor = {sweep.rate / floor_rate:.4f} of the floor's orders/s"

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, IntegerField, Sum, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -69,14 +69,14 @@ def stock_lock_and_plan(*, demand: Mapping[Sku, int]) -> StockPlan:
 def stock_reserve(*, plan: StockPlan, line_ids_by_sku: Mapping[int, int]) -> list[Reservation]:
     """Apply a plan made by `stock_lock_and_plan` in the same transaction."""
     reservations = []
-    touched = []
+    units: dict[int, int] = defaultdict(int)  # stock level id -> units to reserve
     now = timezone.now()
     for sku_id, takes in plan.takes.items():
         for level_id, qty in takes:
             level = plan.levels[level_id]
             level.reserved += qty
             level.updated_at = now
-            touched.append(level)
+            units[level_id] += qty
             reservations.append(
                 Reservation(
                     order_line_id=line_ids_by_sku[sku_id],
@@ -84,8 +84,30 @@ def stock_reserve(*, plan: StockPlan, line_ids_by_sku: Mapping[int, int]) -> lis
                     quantity=qty,
                 )
             )
-    StockLevel.objects.bulk_update(touched, ["reserved", "updated_at"])
+    _add_reserved(units, now=now)
     return Reservation.objects.bulk_create(reservations)
+
+
+def _add_reserved(units: Mapping[int, int], *, now) -> None:
+    """One UPDATE adding `units[id]` to each locked stock row's `reserved`.
+
+    Written as SQL because it runs for every order placed, and bulk_update's CASE WHEN
+    expressions cost more to compile than the statement costs to run. Plain SQL that
+    PostgreSQL and SQLite both accept.
+    """
+    if not units:
+        return
+    table = connection.ops.quote_name(StockLevel._meta.db_table)
+    cases = " ".join("WHEN %s THEN %s" for _ in units)
+    placeholders = ", ".join("%s" for _ in units)
+    params: list[object] = [value for pair in units.items() for value in pair]
+    params += [connection.ops.adapt_datetimefield_value(now), *units]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET reserved = reserved + CASE id {cases} END, updated_at = %s"
+            f" WHERE id IN ({placeholders})",
+            params,
+        )
 
 
 def _settle(*, order_line_ids: Iterable[int], to_status: str, deduct_on_hand: bool) -> int:

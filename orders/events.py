@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from oms.bulk import insert_per_id
 from oms.errors import require_permission
 
 from .models import ActorKind, Order, OrderEvent, Storefront
@@ -89,7 +90,30 @@ def order_events_record_many(
     reason: str = "",
     **data: Any,
 ) -> int:
-    """The same event for many orders in one INSERT."""
-    events = [_event(order_id, type, actor, from_status, to_status, reason, data) for order_id in order_ids]
-    OrderEvent.objects.bulk_create(events, batch_size=1000)
-    return len(events)
+    """The same event for many orders in one INSERT ... SELECT (no model instance per order)."""
+    template = _event(0, type, actor, from_status, to_status, reason, data)
+    return insert_per_id(template, per="order", ids=order_ids)
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """One timeline entry of a sequence written together (order_events_record_sequence)."""
+
+    type: str
+    actor: Actor
+    from_status: str = ""
+    to_status: str = ""
+    reason: str = ""
+    data: dict[str, Any] | None = None
+
+
+def order_events_record_sequence(*, order: Order, entries: list[EventEntry]) -> list[OrderEvent]:
+    """Several events of one order, in this order, in one INSERT (e.g. paid, then auto-approved)."""
+    return OrderEvent.objects.bulk_create(
+        [
+            _event(
+                order.pk, entry.type, entry.actor, entry.from_status, entry.to_status, entry.reason, entry.data or {}
+            )
+            for entry in entries
+        ]
+    )

@@ -4,6 +4,7 @@ delivery until staff clear the flag, with a reason.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -21,7 +22,7 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
     """Flag customers with OMS_RISK_TIMEOUT_CLOSES timeout closes within OMS_RISK_WINDOW_DAYS.
 
     Set-based (a handful of queries whatever the number of customers): one count, one read
-    of the existing flags, one upsert. A flag that staff cleared only comes back for closes
+    of the existing flags, one upsert, one UPDATE per distinct new count of flags already up. A flag that staff cleared only comes back for closes
     after it was cleared. Returns the number of customers newly flagged.
     """
     now = now or timezone.now()
@@ -37,13 +38,15 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
     if not candidates:
         return 0
     existing = CustomerRiskFlag.objects.filter(mobile__in=list(candidates)).values_list(
-        "pk", "mobile", "active", "cleared_at"
+        "pk", "mobile", "active", "cleared_at", "timeout_closes"
     )
     active: dict[str, int] = {}
+    counted: dict[int, int] = {}  # active flag pk -> the count it holds
     cleared = []
-    for pk, mobile, is_active, cleared_at in existing:
+    for pk, mobile, is_active, cleared_at, closes in existing:
         if is_active:
             active[mobile] = pk
+            counted[pk] = closes
         elif cleared_at is not None:
             cleared.append(mobile)
 
@@ -86,14 +89,14 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
         unique_fields=["mobile"],
         update_fields=["active", "timeout_closes", "flagged_at", "reason", "cleared_at", "cleared_by", "clear_reason"],
     )
-    # Flags already up keep their flagged_at; their count follows the window.
-    CustomerRiskFlag.objects.bulk_update(
-        [
-            CustomerRiskFlag(pk=pk, timeout_closes=candidates[mobile], reason=reason(candidates[mobile]))
-            for mobile, pk in active.items()
-        ],
-        ["timeout_closes", "reason"],
-    )
+    # Flags already up keep their flagged_at; their count follows the window. One UPDATE per
+    # distinct count (a handful: counts are small numbers), not a CASE WHEN per customer.
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for mobile, pk in active.items():
+        if counted[pk] != candidates[mobile]:
+            by_count[candidates[mobile]].append(pk)
+    for count, pks in sorted(by_count.items()):
+        CustomerRiskFlag.objects.filter(pk__in=pks).update(timeout_closes=count, reason=reason(count))
     return len(to_flag)
 
 

@@ -45,7 +45,7 @@ from oms.errors import (
 )
 from oms.jobs import enqueue_on_commit
 
-from .events import Actor, order_event_record, order_events_record_many
+from .events import Actor, EventEntry, order_event_record, order_events_record_many, order_events_record_sequence
 
 # Actor and the event writers live in orders.events; they stay importable from here.
 __all__ = ["Actor", "order_event_record", "order_events_record_many"]
@@ -124,6 +124,11 @@ def _new_order_no(now: datetime) -> str:
     return f"{timezone.localtime(now):%Y%m%d}{secrets.randbelow(10**10):010d}"
 
 
+def _existing_order(*, storefront: Storefront, external_id: str) -> Order | None:
+    """The storefront's order with this external_id, by the unique index: no ORDER BY, no scan."""
+    return next(iter(Order.objects.filter(storefront=storefront, external_id=external_id).order_by()[:1]), None)
+
+
 def _check_replay(*, existing: Order, payload: OrderInput) -> Order:
     if existing.request_fingerprint != payload.fingerprint():
         raise IdempotencyConflict(details={"order_no": existing.order_no})
@@ -180,7 +185,7 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
     a different body raises IdempotencyConflict. The number of queries does not grow
     with the number of lines.
     """
-    existing = Order.objects.filter(storefront=storefront, external_id=payload.external_id).first()
+    existing = _existing_order(storefront=storefront, external_id=payload.external_id)
     if existing is not None:
         return _check_replay(existing=existing, payload=payload), False
 
@@ -218,7 +223,7 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
                 customer_flagged=customer_flagged,
             ), True
         except IntegrityError:
-            existing = Order.objects.filter(storefront=storefront, external_id=payload.external_id).first()
+            existing = _existing_order(storefront=storefront, external_id=payload.external_id)
             if existing is not None:  # a concurrent identical post won the race
                 return _check_replay(existing=existing, payload=payload), False
             if attempt == 2:
@@ -295,7 +300,22 @@ def _order_insert(
             **priced.breakdown(),
             review_flags=review_flags,
         )
+    _remember_related(order, "lines", lines)
     return order
+
+
+def _remember_related(order: Order, relation: str, objects: list) -> None:
+    """Store `objects` as `order.<relation>`, exactly as prefetch_related would have.
+
+    A new order's relations are known when it is created (its lines are the ones just
+    written; it has no payments or shipments yet), so the answer to the storefront is built
+    without reading them back. Give a relation added to the order answer its known value
+    here too, e.g. `_remember_related(order, "shipments", [])`.
+    """
+    queryset = getattr(order, relation).get_queryset()
+    queryset._result_cache = list(objects)
+    queryset._prefetch_done = True
+    order.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = queryset
 
 
 # --- transitions --------------------------------------------------------------
@@ -323,21 +343,30 @@ def _transition(
     event_data=None,
     **kwargs,
 ) -> Order:
-    from_status = order.status
-    _require(order, action)
-    if not can_proceed(getattr(order, action)):
-        raise InvalidTransition(details={"status": order.status, "action": action, "condition": "unmet"})
-    getattr(order, action)(**kwargs)
-    order.save()
-    order_event_record(
-        order=order,
-        type=action,
-        actor=actor,
-        from_status=from_status,
-        to_status=order.status,
-        reason=event_reason,
-        **(event_data or {}),
-    )
+    entry = _step(order, action, actor, event_reason=event_reason, event_data=event_data, **kwargs)
+    return _save_transitions(order, [entry])
+
+
+def _save_transitions(order: Order, entries: list[EventEntry], *, update_fields: list[str] | None = None) -> Order:
+    """Write transitions already run in memory (_step): the order row, then their events.
+
+    The one place both paths end (one transition by _transition, or several at once as in
+    order_pay): whatever must follow every transition belongs here, not in _transition.
+    """
+    order.save(update_fields=update_fields)
+    if len(entries) == 1:
+        (entry,) = entries
+        order_event_record(
+            order=order,
+            type=entry.type,
+            actor=entry.actor,
+            from_status=entry.from_status,
+            to_status=entry.to_status,
+            reason=entry.reason,
+            **(entry.data or {}),
+        )
+    else:
+        order_events_record_sequence(order=order, entries=entries)
     if order.status == OrderStatus.AWAITING_SHIPMENT and settings.OMS_RELEASE_DELAY_MINUTES == 0:
         # 待发货: fulfillment allocates it to warehouses (its clock catches a lost message, and
         # with a release delay it is the clock that allocates).
@@ -352,28 +381,67 @@ def order_pay(
     actor: Actor,
     at: datetime | None = None,
     auto_approve: bool = True,
+    locked: bool = False,
     **data,
 ) -> Order:
-    """Record that the payable amount arrived. Callers (payment reconciliation) have verified it."""
+    """Record that the payable amount arrived. Callers (payment reconciliation) have verified it.
+
+    Paid and, when nothing needs review, approved: both transitions are one UPDATE of the
+    fields they changed and one INSERT of their two events. `locked=True` says the caller
+    already holds the order's row lock in its transaction and passes the order as it read it
+    under that lock (payments.services.money.lock_order): it is not read again, it is checked
+    before anything is written (a refusal leaves the caller's transaction usable), and the
+    writes join that transaction without a savepoint.
+    """
+    if locked:
+        _check_payable(order, amount)
+        with transaction.atomic(savepoint=False):
+            return _pay_and_approve(order, amount, actor, at=at, auto_approve=auto_approve, **data)
     with transaction.atomic():
         order = _lock(order)
-        _require(order, "pay")
-        if amount != order.payable_total:
-            raise ValidationFailed(
-                _("到账金额与应付金额不一致"),
-                fields={"amount": [_("应付 %(p)s，到账 %(a)s") % {"p": order.payable_total, "a": amount}]},
-            )
-        _transition(
-            order,
-            "pay",
-            actor,
-            event_data={"amount": str(amount), **data},
-            amount=amount,
-            at=at or timezone.now(),
+        _check_payable(order, amount)
+        return _pay_and_approve(order, amount, actor, at=at, auto_approve=auto_approve, **data)
+
+
+def _check_payable(order: Order, amount: Decimal) -> None:
+    _require(order, "pay")
+    if amount != order.payable_total:
+        raise ValidationFailed(
+            _("到账金额与应付金额不一致"),
+            fields={"amount": [_("应付 %(p)s，到账 %(a)s") % {"p": order.payable_total, "a": amount}]},
         )
-        if auto_approve and not order.review_flags:
-            _transition(order, "approve", Actor.system("auto_approve"), at=timezone.now())
-    return order
+
+
+def _pay_and_approve(order: Order, amount: Decimal, actor: Actor, *, at, auto_approve: bool, **data) -> Order:
+    unchanged = _field_values(order)
+    entries = [
+        _step(order, "pay", actor, event_data={"amount": str(amount), **data}, amount=amount, at=at or timezone.now())
+    ]
+    if auto_approve and not order.review_flags:
+        entries.append(_step(order, "approve", Actor.system("auto_approve"), at=timezone.now()))
+    changed = [name for name, value in unchanged.items() if getattr(order, name) != value]
+    return _save_transitions(order, entries, update_fields=[*changed, "updated_at"])
+
+
+def _field_values(order: Order) -> dict[str, Any]:
+    return {field.attname: getattr(order, field.attname) for field in Order._meta.concrete_fields}
+
+
+def _step(order: Order, action: str, actor: Actor, *, event_reason: str = "", event_data=None, **kwargs) -> EventEntry:
+    """Run one transition in memory (checked like _transition) and return its timeline entry; the caller saves."""
+    from_status = order.status
+    _require(order, action)
+    if not can_proceed(getattr(order, action)):
+        raise InvalidTransition(details={"status": order.status, "action": action, "condition": "unmet"})
+    getattr(order, action)(**kwargs)
+    return EventEntry(
+        type=action,
+        actor=actor,
+        from_status=from_status,
+        to_status=order.status,
+        reason=event_reason,
+        data=event_data or {},
+    )
 
 
 def order_money_record(*, order: Order, received: Decimal = ZERO, refunded: Decimal = ZERO) -> Order:

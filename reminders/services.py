@@ -35,6 +35,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from oms.bulk import insert_per_id
 from oms.errors import InvalidTransition, ValidationFailed, require_permission
 from orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from orders.services import Actor, order_event_record
@@ -146,11 +147,8 @@ def reminders_notify_closed(*, order_ids: list[int], now: datetime | None = None
         ids = list(order_ids)
         if rule.order_types:
             ids = list(Order.objects.filter(pk__in=ids, order_type__in=rule.order_types).values_list("pk", flat=True))
-        Reminder.objects.bulk_create(
-            [_new_reminder(rule=rule, order_id=order_id, due_at=now) for order_id in ids],
-            ignore_conflicts=True,
-            batch_size=1000,
-        )
+        # One INSERT ... SELECT ... ON CONFLICT DO NOTHING: no model instance per order.
+        insert_per_id(_new_reminder(rule=rule, order_id=0, due_at=now), per="order", ids=ids, ignore_conflicts=True)
         offered += len(ids)
     return offered
 

@@ -254,6 +254,8 @@ OMS_SHIPPING_FEE = Decimal(env.str("OMS_SHIPPING_FEE", default="10.00"))
 OMS_FREE_SHIPPING_THRESHOLD = Decimal(env.str("OMS_FREE_SHIPPING_THRESHOLD", default="99.00"))
 OMS_LARGE_ORDER_THRESHOLD = Decimal(env.str("OMS_LARGE_ORDER_THRESHOLD", default="10000.00"))
 OMS_REMARK_MAX_LENGTH = env.int("OMS_REMARK_MAX_LENGTH", default=200)
+# Seconds a worker may reuse an API key row it looked up (revocation takes effect within this).
+OMS_API_KEY_CACHE_SECONDS = env.float("OMS_API_KEY_CACHE_SECONDS", default=5.0)
 OMS_SITE_URL = env.str("OMS_SITE_URL", default="http://127.0.0.1:8000")
 # The clock
 OMS_CLOSE_GRACE_SECONDS = env.int("OMS_CLOSE_GRACE_SECONDS", default=0)

@@ -7,10 +7,11 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import BindingDict
 
 from fulfillment.api.serializers import ShipmentOutSerializer
 from fulfillment.selectors import shipment_as_json, shipments_for_order
-from orders.models import CUSTOMER_CANCEL_REASONS, CancelReason, Order, OrderType, PaymentMethod
+from orders.models import CUSTOMER_CANCEL_REASONS, CancelReason, Order, OrderStatus, OrderType, PaymentMethod
 from orders.services import OrderInput
 
 # [0-9], not \d: \d also matches full-width digits, which SMS gateways and lookups cannot use.
@@ -21,6 +22,31 @@ PHONE = RegexValidator(
     code="invalid_phone",
 )
 POSTCODE = RegexValidator(r"^[0-9]{6}$", _("邮编应为 6 位数字"), code="invalid_postcode")
+
+
+class FieldsBuiltOnce:
+    """Build a serializer's fields once per class, not once per request.
+
+    DRF deep-copies every declared field (nested serializers included) for every serializer
+    instance, and a ModelSerializer derives its fields from the model again each time; for
+    the order create request and answer that cost more than validating and serializing.
+    These fields keep no state between uses and read no context, so every instance uses the
+    fields of one context-less prototype of its class, built the first time. Do not put a
+    field that reads `self.context` or `self.root` (hyperlinks, the request, CurrentUserDefault,
+    partial updates) on such a serializer. Add fields the usual DRF way; nothing else changes.
+    """
+
+    @property
+    def fields(self):
+        cls = type(self)
+        shared = cls.__dict__.get("_shared_fields")
+        if shared is None:
+            prototype = cls()
+            shared = BindingDict(prototype)
+            for name, field in prototype.get_fields().items():
+                shared[name] = field
+            cls._shared_fields = shared
+        return shared
 
 
 class StrictCharField(serializers.CharField):
@@ -59,14 +85,14 @@ def text(max_length: int, required: bool = True, **kwargs):
     )
 
 
-class CustomerSerializer(serializers.Serializer):
+class CustomerSerializer(FieldsBuiltOnce, serializers.Serializer):
     name = text(64)
     mobile = StrictCharField(validators=[MAINLAND_MOBILE])
     email = StrictEmailField(required=False, allow_blank=True, default="")
     member_id = text(64, required=False, default="")
 
 
-class AddressSerializer(serializers.Serializer):
+class AddressSerializer(FieldsBuiltOnce, serializers.Serializer):
     receiver = text(64)
     phone = StrictCharField(validators=[PHONE])
     province = text(32)
@@ -84,12 +110,12 @@ class AddressPatchSerializer(AddressSerializer):
         super().__init__(*args, **kwargs)
 
 
-class LineSerializer(serializers.Serializer):
+class LineSerializer(FieldsBuiltOnce, serializers.Serializer):
     sku = text(64)
     quantity = StrictIntegerField(min_value=1, max_value=999)
 
 
-class OrderCreateSerializer(serializers.Serializer):
+class OrderCreateSerializer(FieldsBuiltOnce, serializers.Serializer):
     external_id = text(64)
     order_type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.NORMAL)
     payment_method = serializers.ChoiceField(choices=PaymentMethod.choices)
@@ -126,7 +152,7 @@ class CancelSerializer(serializers.Serializer):
     note = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
 
 
-class OrderLineOutSerializer(serializers.Serializer):
+class OrderLineOutSerializer(FieldsBuiltOnce, serializers.Serializer):
     sku = serializers.CharField(source="sku_code")
     name = serializers.CharField()
     spec = serializers.CharField()
@@ -136,7 +162,21 @@ class OrderLineOutSerializer(serializers.Serializer):
     discount = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
-class OrderOutSerializer(serializers.ModelSerializer):
+class AftersaleSummarySerializer(serializers.Serializer):
+    aftersale_no = serializers.CharField()
+    type = serializers.CharField()
+    status = serializers.CharField()
+    status_display = serializers.CharField(source="get_status_display")
+    refund_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    refunded_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class OrderOutSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+    """The order answer. Serializing a fresh order from order_create reads nothing: its
+    lines come prefetched (orders.services.order_create), and so must any relation added
+    here later (a new order's shipments are known to be empty).
+    """
+
     status_display = serializers.CharField(source="get_status_display")
     customer = serializers.SerializerMethodField()
     shipping_address = serializers.SerializerMethodField()
@@ -144,6 +184,7 @@ class OrderOutSerializer(serializers.ModelSerializer):
     # "" until the order is cancelled; said explicitly so the schema's enum admits it.
     cancel_reason = serializers.ChoiceField(choices=CancelReason.choices, allow_blank=True, read_only=True)
     shipments = serializers.SerializerMethodField()
+    aftersales = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
@@ -168,6 +209,7 @@ class OrderOutSerializer(serializers.ModelSerializer):
             "cancel_reason",
             "fulfillment_status",
             "shipments",
+            "aftersales",
             "carrier",
             "tracking_no",
             "created_at",
@@ -190,6 +232,13 @@ class OrderOutSerializer(serializers.ModelSerializer):
     @extend_schema_field(ShipmentOutSerializer(many=True))
     def get_shipments(self, order: Order) -> list[dict]:
         return [shipment_as_json(shipment) for shipment in shipments_for_order(order)]
+
+    @extend_schema_field(AftersaleSummarySerializer(many=True))
+    def get_aftersales(self, order: Order) -> list[dict]:
+        """A summary of the order's after-sales requests; an unpaid order has none (no query)."""
+        if order.status == OrderStatus.PENDING_PAYMENT:
+            return []
+        return AftersaleSummarySerializer(order.aftersales.order_by("created_at", "pk"), many=True).data
 
     def get_shipping_address(self, order: Order) -> dict[str, str]:
         return {

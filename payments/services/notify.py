@@ -122,7 +122,8 @@ def payment_receive_notification(
             return NotifyResult(duplicate, accepted=True)
         _apply_message(original, message)
         original.processed_at = timezone.now()
-        original.save()
+        # What applying it decided; the raw body and headers were stored on receipt.
+        original.save(update_fields=["outcome", "outcome_note", "payment", "order", "processed_at"])
     return NotifyResult(original, accepted=True)
 
 
@@ -163,8 +164,13 @@ def apply_success(
     Returns the outcome. Must run inside a transaction.
     """
     outcome_note = ""
-    found = (
-        Payment.objects.filter(out_trade_no=out_trade_no, channel=channel).values_list("order_id", flat=True).first()
+    found = next(
+        iter(
+            Payment.objects.filter(out_trade_no=out_trade_no, channel=channel)
+            .order_by()
+            .values_list("order_id", flat=True)[:1]
+        ),
+        None,
     )
     ids = {"gateway_trade_no": gateway_trade_no, "source": source}
 
@@ -227,11 +233,11 @@ def apply_success(
         payment.succeed_after_close(trade_no=gateway_trade_no, at=at)
     else:
         payment.succeed(trade_no=gateway_trade_no, at=at)
-    payment.save()
+    payment.save(update_fields=["status", "gateway_trade_no", "paid_at", "updated_at"])  # what succeed sets
     actor = Actor.gateway(channel)
 
     if order.status == OrderStatus.PENDING_PAYMENT:
-        order_pay(order=order, amount=amount, actor=actor, at=at, out_trade_no=out_trade_no, **ids)
+        order_pay(order=order, amount=amount, actor=actor, at=at, locked=True, out_trade_no=out_trade_no, **ids)
         return finish(Outcome.APPLIED, "", payment, order)
 
     if order.status == OrderStatus.CANCELLED:

@@ -392,3 +392,23 @@ def test_check_ledger_fails_when_a_line_is_refunded_above_its_net(hangzhou, stoc
     aftersale.lines.update(refund_amount=Decimal("70.01"))  # one cent above the line's net
     with pytest.raises(CommandError, match="1 处问题"):
         call_command("check_ledger")
+
+
+def test_the_order_json_carries_an_aftersales_summary(hangzhou, stocked, api):
+    shirt = stocked({hangzhou: 10})
+    order = delivered_order([(shirt, 1)])
+    aftersale = aftersale_create(
+        order=order, actor=SYSTEM, type="return_refund", reason="size_unfit", lines=[{"sku": shirt.code, "quantity": 1}]
+    )
+    body = api.get(f"/api/v1/orders/{order.order_no}/").json()
+    assert body["aftersales"] == [
+        {
+            "aftersale_no": aftersale.aftersale_no,
+            "type": "return_refund",
+            "status": "requested",
+            "status_display": "待处理",
+            "refund_amount": "70.00",
+            "refunded_amount": "0.00",
+        }
+    ]
+    assert body["fulfillment_status"] == "delivered" and body["shipments"][0]["status"] == "delivered"

@@ -74,6 +74,21 @@ def test_valid_alipay_notify_applies_once(gateways, order):
     assert order.events.filter(type="pay").count() == 1
 
 
+def test_an_applied_notify_is_a_fixed_number_of_queries(gateways, order, django_assert_max_num_queries):
+    payment = attempt(order)
+    body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
+    # The inbox row in its own transaction (SAVEPOINT, INSERT, RELEASE here, inside the test's
+    # transaction); then SAVEPOINT, the inbox row locked, the payment's order id, the order and
+    # the payment locked, the payment's new status, the order paid and approved in one UPDATE,
+    # both events in one INSERT, the inbox outcome, RELEASE. It was 18 before (the order locked
+    # twice, saved twice, an INSERT per event).
+    with django_assert_max_num_queries(13):
+        assert post_alipay(body).content == b"success"
+    order.refresh_from_db()
+    assert order.status == "awaiting_shipment"
+    assert list(order.events.order_by("id").values_list("type", flat=True))[-2:] == ["pay", "approve"]
+
+
 def test_valid_wechat_notify_applies_once(gateways, order):
     payment = attempt(order, "wechatpay")
     body, headers = gateways.wechat_notify(

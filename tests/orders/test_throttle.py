@@ -1,0 +1,36 @@
+"""The per-storefront throttle: a fixed-window counter, in Redis or in whatever cache is configured."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
+
+from orders.api.auth import StorefrontRateThrottle
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+WINDOW_START = 60.0 * 16_666_666  # a minute boundary, so the test never straddles two windows
+
+
+def make_cache(kind: str):
+    prefix = f"test-throttle-{uuid.uuid4().hex}"
+    if kind == "redis":
+        if not REDIS_URL:
+            pytest.skip("needs Redis (set REDIS_URL)")
+        return RedisCache(REDIS_URL, {"KEY_PREFIX": prefix})
+    return LocMemCache(prefix, {})
+
+
+@pytest.mark.parametrize("kind", ["locmem", "redis"])
+def test_a_storefront_gets_its_rate_then_429(kind, api, monkeypatch):
+    monkeypatch.setattr(StorefrontRateThrottle, "cache", make_cache(kind))
+    monkeypatch.setattr(StorefrontRateThrottle, "rate", "3/min", raising=False)
+    monkeypatch.setattr(StorefrontRateThrottle, "timer", staticmethod(lambda: WINDOW_START + 30.0))
+
+    answers = [api.get("/api/v1/orders/NO-SUCH-ORDER/") for _ in range(4)]
+
+    assert [answer.status_code for answer in answers] == [404, 404, 404, 429]
+    assert answers[-1].headers["Retry-After"] == "30"  # the rest of the window
