@@ -5,12 +5,14 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from console import views as console_views
+from console.admin_order import admin_apps_in_working_order
 
 admin.site.site_header = _("OMS 订单管理系统")
 admin.site.site_title = "OMS"
 admin.site.index_title = _("后台管理")
 # The home page opens with the workbench (console/): the queues that need someone, by role.
 admin.site.index_template = "admin/console/index.html"
+admin_apps_in_working_order(admin.site)
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -205,6 +205,7 @@ class OrderAdmin(MaskedExportMixin, OrderConsoleMixin, NoDeleteMixin, FSMAdminMi
                     "external_id",
                     "order_type",
                     "payment_method",
+                    "paid_via",
                     "review_flags",
                     "remark",
                     "cancel_reason",
@@ -299,7 +300,19 @@ class OrderAdmin(MaskedExportMixin, OrderConsoleMixin, NoDeleteMixin, FSMAdminMi
 
     def get_readonly_fields(self, request, obj=None):
         # Every field is read-only here: changes go through the transition buttons (services).
-        return [f.name for f in Order._meta.fields] + ["reminder_links", "shipments_table", *MASKED_FIELDS.values()]
+        return [f.name for f in Order._meta.fields] + [
+            "reminder_links",
+            "shipments_table",
+            "paid_via",
+            *MASKED_FIELDS.values(),
+        ]
+
+    @admin.display(description=_("实付渠道"))
+    def paid_via(self, order: Order) -> str:
+        """The channel the money really came by (an order made for Alipay may be paid by WeChat)."""
+        channels = order.payments.filter(status=Payment.Status.SUCCEEDED).values_list("channel", flat=True)
+        labels = {str(label) for value, label in Payment._meta.get_field("channel").choices if value in set(channels)}
+        return "、".join(sorted(labels)) or "—"
 
     # --- customers' personal data: masked until revealed (logged) by someone allowed to --------
 
@@ -330,6 +343,10 @@ class OrderAdmin(MaskedExportMixin, OrderConsoleMixin, NoDeleteMixin, FSMAdminMi
             **(extra_context or {}),
             "pii_can_reveal": request.user.has_perm("orders.view_customer_pii"),
             "pii_revealed": order is not None and pii_revealed(request, order),
+            # Every field is read-only: the page acts through its buttons, never 保存.
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -90,3 +90,9 @@ def test_a_deadline_shows_as_a_countdown():
     late = QueueView("x", "x", 1, "/", now, now - timedelta(hours=2, minutes=3), now)
     assert countdown(soon) == "剩 5 小时 12 分"
     assert countdown(late) == "已超时 2 小时 3 分"
+
+
+def test_the_admin_index_lists_orders_first(admin_client):
+    apps = [app["app_label"] for app in admin_client.get("/admin/").context["app_list"]]
+    assert apps[:3] == ["orders", "fulfillment", "aftersales"]
+    assert apps.index("django_celery_beat") > apps.index("inventory")

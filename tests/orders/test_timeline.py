@@ -10,6 +10,7 @@ from orders.services import order_pay
 from orders.timeline import Kind, event_kind, event_sentence
 from tests.fulfillment.factories import ship_whole_order
 from tests.orders.factories import OrderFactory
+from tests.payments.ledger_factories import succeeded_payment
 
 pytestmark = pytest.mark.django_db
 
@@ -49,3 +50,12 @@ def test_the_order_page_reads_the_timeline_and_filters_it_by_kind(admin_client, 
     assert "店铺 web 下单" in page and "收到付款" in page and "<details>" in page
     money = admin_client.get(url + "?timeline=money").content.decode()
     assert "收到付款" in money and "店铺 web 下单" not in money
+
+
+def test_the_order_page_shows_the_channel_really_paid_and_no_save_buttons(admin_client, storefront, tshirt):
+    order = OrderFactory(storefront=storefront, payload__lines=[{"sku": tshirt.code, "quantity": 1}])
+    assert order.payment_method == "alipay"
+    succeeded_payment(order, channel="wechatpay")
+    page = admin_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "实付渠道" in page and "微信支付" in page.split("实付渠道")[1][:300]
+    assert 'name="_continue"' not in page and 'name="_save"' not in page
