@@ -18,10 +18,10 @@ class Sku(models.Model):
         validators=[MinValueValidator(Decimal("0.00"))],
     )
     active = models.BooleanField(_("在售"), default=True)
-    bin_location = models.CharField(_("库位"), max_length=32, blank=True, help_text=_("例如：A-03-2"))
-    barcode = models.CharField(_("条码"), max_length=64, blank=True, db_index=True)
+    bin_location = models.CharField(_("库位"), max_length=32, blank=True, db_default="", help_text=_("例如：A-03-2"))
+    barcode = models.CharField(_("条码"), max_length=64, blank=True, db_default="", db_index=True)
     no_reason_return = models.BooleanField(
-        _("支持七天无理由退货"), default=True, help_text=_("生鲜、数字商品、定制商品等请取消勾选")
+        _("支持七天无理由退货"), default=True, db_default=True, help_text=_("生鲜、数字商品、定制商品等请取消勾选")
     )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
@@ -42,10 +42,11 @@ class Warehouse(models.Model):
     provinces = models.JSONField(
         _("覆盖省份"),
         default=list,
+        db_default=[],
         blank=True,
         help_text=_('该仓就近发货的省份，例如 ["浙江省", "上海市"]；分仓时优先选覆盖收货省份的仓'),
     )
-    priority = models.PositiveSmallIntegerField(_("优先级"), default=100, help_text=_("数字越小越优先"))
+    priority = models.PositiveSmallIntegerField(_("优先级"), default=100, db_default=100, help_text=_("数字越小越优先"))
 
     class Meta:
         verbose_name = _("仓库")
@@ -77,7 +78,7 @@ class StockLevel(models.Model):
     )
     on_hand = models.IntegerField(_("在库数量"), default=0)
     reserved = models.IntegerField(_("已预占"), default=0)
-    defective = models.IntegerField(_("次品（不可售）"), default=0)
+    defective = models.IntegerField(_("次品（不可售）"), default=0, db_default=0)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class Meta:

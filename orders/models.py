@@ -203,9 +203,10 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
         max_length=20,
         choices=FulfillmentStatus.choices,
         default=FulfillmentStatus.UNFULFILLED,
+        db_default=FulfillmentStatus.UNFULFILLED,
     )
     # An open after-sales request holds the receipt auto-confirmation (written by aftersales).
-    aftersale_open = models.BooleanField(_("售后处理中"), default=False)
+    aftersale_open = models.BooleanField(_("售后处理中"), default=False, db_default=False)
 
     # customer snapshot
     customer_name = models.CharField(_("顾客姓名"), max_length=64)
@@ -257,7 +258,7 @@ class Order(ConcurrentTransitionMixin, FSMModelMixin, models.Model):
 
     # 挂起: a held order is not allocated, picked or merged until released (orders.holds).
     held_at = models.DateTimeField(_("挂起时间"), null=True, blank=True)
-    hold_reason = models.CharField(_("挂起原因"), max_length=200, blank=True)
+    hold_reason = models.CharField(_("挂起原因"), max_length=200, blank=True, db_default="")
     held_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -443,7 +444,7 @@ class OrderLine(models.Model):
     quantity = models.PositiveIntegerField(_("数量"))
     line_total = models.DecimalField(_("小计"), **MONEY)
     discount = models.DecimalField(_("分摊优惠"), default=ZERO, **MONEY)
-    cancelled_quantity = models.PositiveIntegerField(_("已取消数量"), default=0)
+    cancelled_quantity = models.PositiveIntegerField(_("已取消数量"), default=0, db_default=0)
 
     class Meta:
         verbose_name = _("订单行")
