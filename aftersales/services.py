@@ -38,6 +38,8 @@ from orders.models import ActorKind, Order, OrderEvent, OrderLine, OrderStatus, 
 from orders.services import order_aftersale_mark, order_lines_cancel_units, orders_lock
 from payments.models import Refund
 from payments.services import refund_request
+from reminders.models import Purpose
+from reminders.services import reminders_notify_orders
 
 from .models import (
     OPEN_STATUSES,
@@ -325,6 +327,16 @@ def aftersale_approve(
         else:
             aftersale.await_return(deadline=now + timedelta(days=settings.OMS_AFTERSALE_RETURN_SHIP_DAYS))
             aftersale.save()
+        if aftersale.status == A.AWAITING_RETURN:
+            _tell_customer(
+                aftersale,
+                Purpose.AFTERSALE_RETURN,
+                return_address=settings.OMS_RETURN_ADDRESS,
+                return_days=str(settings.OMS_AFTERSALE_RETURN_SHIP_DAYS),
+            )
+        else:
+            amount = aftersale.refund_amount if aftersale.status in (A.REFUNDING, A.COMPLETED) else ZERO
+            _tell_customer(aftersale, Purpose.AFTERSALE_APPROVED, refund_amount=f"{amount:.2f}" if amount else "")
     return aftersale
 
 
@@ -436,6 +448,20 @@ def _reship(order: Order, aftersale: Aftersale, quantities: dict[int, int], acto
     )
 
 
+def _tell_customer(aftersale: Aftersale, purpose: str, **variables: str) -> None:
+    """Queue the customer's message in this transaction (the reminders outbox), once per request."""
+    reminders_notify_orders(
+        order_ids=[aftersale.order_id],
+        purpose=purpose,
+        subject=aftersale.aftersale_no,
+        variables={
+            "aftersale_no": aftersale.aftersale_no,
+            "aftersale_type": str(aftersale.get_type_display()),
+            **variables,
+        },
+    )
+
+
 def _closed_event(order: Order, aftersale: Aftersale, actor: Actor) -> None:
     order_event_record(
         order=order,
@@ -465,6 +491,7 @@ def aftersale_reject(*, aftersale: Aftersale, actor: Actor, reason: str) -> Afte
             reason=reason.strip()[:200],
             aftersale_no=aftersale.aftersale_no,
         )
+        _tell_customer(aftersale, Purpose.AFTERSALE_REJECTED, reject_reason=reason.strip()[:200])
         _close_out(order)
     return aftersale
 
@@ -630,6 +657,7 @@ def aftersales_run_clock(*, now: datetime | None = None, limit: int = 200) -> Cl
             aftersale.complete(refunded=aftersale.refund_amount, at=now)
             aftersale.save()
             _closed_event(order, aftersale, system)
+            _tell_customer(aftersale, Purpose.AFTERSALE_REFUNDED, refund_amount=f"{aftersale.refunded_amount:.2f}")
             report.completed += 1
     for aftersale in Aftersale.objects.filter(status=A.RESHIPPING, replacement_shipment__status__in=SHIPPED_STATUSES)[
         :limit

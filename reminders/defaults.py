@@ -101,6 +101,39 @@ CANCELLED_TEXT = (
     "{% if is_paid %}您支付的 ¥{{ paid_amount }} 将原路退回，请留意到账。{% endif %}如有疑问请联系客服。"
 )
 
+AFTERSALE_APPROVED_TEXT = (
+    "您好，您在{{ shop }}的订单 {{ order_no }} 的售后申请 {{ aftersale_no }}（{{ aftersale_type }}）已同意。"
+    "{% if refund_amount %}退款 ¥{{ refund_amount }} 将原路退回，请留意到账。{% endif %}"
+)
+AFTERSALE_RETURN_TEXT = (
+    "您好，您的售后申请 {{ aftersale_no }}（订单 {{ order_no }}，{{ aftersale_type }}）已同意。请在 {{ return_days }} 天内"
+    "将商品寄回：{{ return_address }}。寄出后请在订单售后页面填写快递公司和运单号，仓库收货验收后为您处理。"
+)
+AFTERSALE_REJECTED_TEXT = (
+    "您好，您的售后申请 {{ aftersale_no }}（订单 {{ order_no }}）未能通过，原因：{{ reject_reason }}。"
+    "如有疑问请联系客服。"
+)
+AFTERSALE_REFUNDED_TEXT = "您好，售后 {{ aftersale_no }}（订单 {{ order_no }}）的退款 ¥{{ refund_amount }} 已原路退回，请留意到账。感谢您的耐心。"
+
+AFTERSALE_RULES = [
+    {
+        "code": f"aftersale_{key}",
+        "name": name,
+        "purpose": f"aftersale_{key}",
+        "kind": "after_aftersale",
+        "offset_minutes": 0,
+        "channel": "sms",
+        "template": text,
+        "email_subject": subject,
+    }
+    for key, name, text, subject in [
+        ("approved", "售后已同意", AFTERSALE_APPROVED_TEXT, "售后 {{ aftersale_no }} 已同意"),
+        ("return", "售后退货地址", AFTERSALE_RETURN_TEXT, "售后 {{ aftersale_no }}：请寄回商品"),
+        ("rejected", "售后被拒绝", AFTERSALE_REJECTED_TEXT, "售后 {{ aftersale_no }} 未通过"),
+        ("refunded", "售后已退款", AFTERSALE_REFUNDED_TEXT, "售后 {{ aftersale_no }} 已退款"),
+    ]
+]
+
 NOTICE_RULES = [
     {
         "code": "shipped_notice",

@@ -35,6 +35,10 @@ class Purpose(models.TextChoices):
     SHIPPED_NOTICE = "shipped_notice", _("发货通知")
     DELIVERED_NOTICE = "delivered_notice", _("签收通知")
     CANCELLED_NOTICE = "cancelled_notice", _("商家取消通知")
+    AFTERSALE_APPROVED = "aftersale_approved", _("售后已同意")
+    AFTERSALE_RETURN = "aftersale_return", _("售后退货地址")
+    AFTERSALE_REJECTED = "aftersale_rejected", _("售后被拒绝")
+    AFTERSALE_REFUNDED = "aftersale_refunded", _("售后已退款")
 
 
 class ReminderRule(models.Model):
@@ -46,6 +50,7 @@ class ReminderRule(models.Model):
         AFTER_SHIPPED = "after_shipped", _("发货后")
         AFTER_DELIVERED = "after_delivered", _("签收后")
         AFTER_MERCHANT_CANCELLED = "after_merchant_cancelled", _("商家取消后")
+        AFTER_AFTERSALE = "after_aftersale", _("售后进展")
 
     code = models.SlugField(
         _("编码"), max_length=64, unique=True, null=True, blank=True, help_text=_("内置规则的编码；自建规则可留空")
@@ -88,12 +93,21 @@ class ReminderRule(models.Model):
                     | Q(purpose="shipped_notice", kind="after_shipped")
                     | Q(purpose="delivered_notice", kind="after_delivered")
                     | Q(purpose="cancelled_notice", kind="after_merchant_cancelled")
+                    | Q(
+                        purpose__in=[
+                            "aftersale_approved",
+                            "aftersale_return",
+                            "aftersale_rejected",
+                            "aftersale_refunded",
+                        ],
+                        kind="after_aftersale",
+                    )
                 ),
                 name="reminder_rule_purpose_fits_kind",
                 violation_error_message=_(
                     "关单通知只能用“超时关单后”；下单确认只能用“下单后”；"
                     "催付只能用“下单后”“付款截止前”“发起支付后未完成”；"
-                    "发货、签收、商家取消通知只能用“发货后”“签收后”“商家取消后”"
+                    "发货、签收、商家取消通知只能用“发货后”“签收后”“商家取消后”；售后通知只能用“售后进展”"
                 ),
             )
         ]
@@ -145,6 +159,9 @@ class Reminder(models.Model):
         blank=True,
         help_text=_("排队时记下的模板变量，如发货通知的快递公司和运单号"),
     )
+    subject = models.CharField(
+        _("事项"), max_length=40, blank=True, db_default="", help_text=_("同一订单的多个售后单各发一次：售后单号")
+    )
     provider_message_id = models.CharField(_("服务商消息ID"), max_length=128, blank=True)
     skip_reason = models.CharField(_("跳过原因"), max_length=32, choices=SkipReason.choices, blank=True)
     last_error = models.CharField(_("最近错误"), max_length=500, blank=True)
@@ -155,7 +172,10 @@ class Reminder(models.Model):
         verbose_name = _("提醒")
         verbose_name_plural = _("提醒")
         ordering = ["-scheduled_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["order", "rule"], name="reminder_once_per_order_rule")]
+        # Once per (order, rule) — and, for after-sales notices, per request (`subject`).
+        constraints = [
+            models.UniqueConstraint(fields=["order", "rule", "subject"], name="reminder_once_per_order_rule_subject")
+        ]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
     def __str__(self) -> str:

@@ -34,6 +34,12 @@ TEMPLATE_VARIABLES = {
     "cancel_reason": _("取消原因，如“缺货”（商家取消通知）"),
     "carrier_name": _("快递公司，如“顺丰速运”（发货通知）"),
     "tracking_no": _("运单号（发货通知中为所发包裹的）"),
+    "aftersale_no": _("售后单号（售后通知）"),
+    "aftersale_type": _("售后类型，如“退货退款”（售后通知）"),
+    "refund_amount": _("退款金额，如 60.00（售后通知）"),
+    "reject_reason": _("拒绝原因（售后被拒绝通知）"),
+    "return_address": _("退货地址（售后退货地址通知，OMS_RETURN_ADDRESS）"),
+    "return_days": _("寄回期限天数（售后退货地址通知）"),
 }
 
 _engine = Engine(autoescape=False)
@@ -105,6 +111,12 @@ def message_variables(
         "paid_amount": f"{order.paid_total:.2f}",
         "cancel_reason": str(order.get_cancel_reason_display()) if order.cancel_reason else "",
         "carrier_name": "",
+        "aftersale_no": "",
+        "aftersale_type": "",
+        "refund_amount": "",
+        "reject_reason": "",
+        "return_address": "",
+        "return_days": "",
         "tracking_no": order.tracking_no,
         **(extra or {}),
     }

@@ -42,7 +42,7 @@ from orders.services import Actor, order_event_record
 
 from . import conf, selectors
 from .channels import ChannelError, OutboundMessage, channel_for
-from .defaults import BUILTIN_RULES, NOTICE_RULES
+from .defaults import AFTERSALE_RULES, BUILTIN_RULES, NOTICE_RULES
 from .models import Channel, CustomerContactPreference, ManualReminder, Purpose, Reminder, ReminderRule
 from .rendering import RenderError, message_variables, provider_params, render
 
@@ -57,13 +57,25 @@ NOTICE_KINDS = {
     Purpose.SHIPPED_NOTICE: ReminderRule.Kind.AFTER_SHIPPED,
     Purpose.DELIVERED_NOTICE: ReminderRule.Kind.AFTER_DELIVERED,
     Purpose.CANCELLED_NOTICE: ReminderRule.Kind.AFTER_MERCHANT_CANCELLED,
+    Purpose.AFTERSALE_APPROVED: ReminderRule.Kind.AFTER_AFTERSALE,
+    Purpose.AFTERSALE_RETURN: ReminderRule.Kind.AFTER_AFTERSALE,
+    Purpose.AFTERSALE_REJECTED: ReminderRule.Kind.AFTER_AFTERSALE,
+    Purpose.AFTERSALE_REFUNDED: ReminderRule.Kind.AFTER_AFTERSALE,
+}
+AFTERSALE_PURPOSES = {
+    Purpose.AFTERSALE_APPROVED,
+    Purpose.AFTERSALE_RETURN,
+    Purpose.AFTERSALE_REJECTED,
+    Purpose.AFTERSALE_REFUNDED,
 }
 # Purposes whose message is pointless after the payment deadline (quiet hours may push it there).
 DEADLINE_BOUND = {Purpose.PAYMENT_REMINDER, Purpose.CONFIRMATION}
 # Purposes a customer's 退订 (opt-out) stops, besides 催付: the fulfillment notices are not
 # needed to receive the goods (the storefront shows the parcels), so a customer who said
 # "no more messages" gets none of them either. Confirmations and closed notices still go out.
-OPT_OUT_PURPOSES = {Purpose.PAYMENT_REMINDER, *NOTICE_KINDS}
+# After-sales messages are not among them: the customer asked, and needs the answer (and the
+# return address) whatever they opted out of.
+OPT_OUT_PURPOSES = {Purpose.PAYMENT_REMINDER, *(set(NOTICE_KINDS) - AFTERSALE_PURPOSES)}
 
 
 @dataclass
@@ -99,7 +111,7 @@ class SendReport:
 def reminder_rules_install_builtin() -> int:
     """Create the built-in rules that are missing (matched by code). Returns how many were created."""
     created = 0
-    for spec in [*BUILTIN_RULES, *NOTICE_RULES]:
+    for spec in [*BUILTIN_RULES, *NOTICE_RULES, *AFTERSALE_RULES]:
         defaults = {key: value for key, value in spec.items() if key != "code"}
         _, was_created = ReminderRule.objects.get_or_create(code=spec["code"], defaults=defaults)
         created += was_created
@@ -154,15 +166,22 @@ def reminders_notify_closed(*, order_ids: list[int], now: datetime | None = None
 
 
 def reminders_notify_orders(
-    *, order_ids: list[int], purpose: str, variables: dict[str, str] | None = None, now: datetime | None = None
+    *,
+    order_ids: list[int],
+    purpose: str,
+    variables: dict[str, str] | None = None,
+    subject: str = "",
+    now: datetime | None = None,
 ) -> int:
-    """Queue a fulfillment notice (发货通知, 签收通知, 商家取消通知) for these orders.
+    """Queue a notice (发货通知, 签收通知, 商家取消通知, the after-sales messages) for these orders.
 
     Called inside the transaction that ships, delivers or cancels, so the outbox rows commit
     (or roll back) with it; send_due_reminders delivers them, re-checking the order, opt-out
     and quiet hours first. At most once per (order, rule): a second call (a later parcel of
     the same order, a retried request) adds nothing. `variables` are kept on the rows for
-    the template (the parcel's carrier and tracking number). One query for the rules, one
+    the template (the parcel's carrier and tracking number). `subject` tells apart notices of
+    one rule for one order that are each due once, e.g. two after-sales requests (their
+    numbers). One query for the rules, one
     INSERT … ON CONFLICT DO NOTHING per active rule (plus one SELECT for a rule limited to
     some order types). Returns the rows offered.
     """
@@ -178,7 +197,10 @@ def reminders_notify_orders(
             ids = list(Order.objects.filter(pk__in=ids, order_type__in=rule.order_types).values_list("pk", flat=True))
         due_at = now + timedelta(minutes=rule.offset_minutes)
         Reminder.objects.bulk_create(
-            [_new_reminder(rule=rule, order_id=order_id, due_at=due_at, variables=variables) for order_id in ids],
+            [
+                _new_reminder(rule=rule, order_id=order_id, due_at=due_at, variables=variables, subject=subject)
+                for order_id in ids
+            ],
             ignore_conflicts=True,  # an existing row (and its variables) is left as it was
             batch_size=1000,
         )
@@ -187,7 +209,7 @@ def reminders_notify_orders(
 
 
 def _new_reminder(
-    *, rule: ReminderRule, order_id: int, due_at: datetime, variables: dict[str, str] | None = None
+    *, rule: ReminderRule, order_id: int, due_at: datetime, variables: dict[str, str] | None = None, subject: str = ""
 ) -> Reminder:
     return Reminder(
         order_id=order_id,
@@ -197,6 +219,7 @@ def _new_reminder(
         scheduled_at=due_at,
         next_attempt_at=due_at,
         variables=variables or {},
+        subject=subject[:40],
     )
 
 

@@ -301,6 +301,10 @@ OMS_AFTERSALE_APPROVAL_LIMIT = (
     else None
 )
 OMS_RETURN_FREIGHT_CAP = Decimal(env.str("OMS_RETURN_FREIGHT_CAP", default="12.00"))
+# Where customers send returns (the 售后退货地址 message): receiver, phone, address.
+OMS_RETURN_ADDRESS = env.str(
+    "OMS_RETURN_ADDRESS", default="OMS 退货组 0571-88880000 浙江省杭州市余杭区文一西路 1 号 退货仓"
+)
 
 # --- Payment gateways -----------------------------------------------------------
 # A channel with real credentials (ALIPAY_APP_ID / WECHATPAY_MCHID) talks to its gateway. One
