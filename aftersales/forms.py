@@ -3,16 +3,15 @@ do what, windows, money) are checked by aftersales.services, which the admin cal
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Order
+from reminders import forms as reminders_forms
 
 from .models import Aftersale, AftersaleReason, AftersaleType, Disposition, Responsibility
 
@@ -145,26 +144,7 @@ class OpenForm(forms.Form):
         }
 
 
-class ReportRangeForm(forms.Form):
+class ReportRangeForm(reminders_forms.ReportRangeForm):
+    """The 催付 report's date range, over the last 30 days by default."""
+
     DEFAULT_DAYS = 30
-    MAX_DAYS = 366
-
-    start = forms.DateField(label=_("开始日期"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=_("结束日期"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("start"), cleaned.get("end")
-        if start and end and start > end:
-            raise forms.ValidationError(_("开始日期不能晚于结束日期"))
-        if start and end and (end - start).days >= self.MAX_DAYS:
-            raise forms.ValidationError(_("日期范围最长一年"))
-        return cleaned
-
-    def date_range(self) -> tuple[date, date]:
-        """The chosen range, or the last 30 days (today included) when empty or invalid."""
-        today = timezone.localdate()
-        cleaned = self.cleaned_data if self.is_bound and self.is_valid() else {}
-        end = cleaned.get("end") or today
-        start = cleaned.get("start") or end - timedelta(days=self.DEFAULT_DAYS - 1)
-        return start, end

@@ -6,7 +6,7 @@ import pytest
 
 from aftersales.models import Aftersale
 from aftersales.services import InProgress, aftersale_create
-from tests.inventory.test_races import run_in_threads
+from tests.threads import run_in_threads
 
 from .conftest import SYSTEM, delivered_order
 

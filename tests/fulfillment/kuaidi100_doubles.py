@@ -122,6 +122,7 @@ def poll_api(settings) -> Iterator[PollServer]:
 def celery_eager() -> Iterator[None]:
     """Run queued tasks in this thread, as the worker would (countdowns are not waited for), so a
     test that commits (transaction=True) sends nothing to the broker."""
+    celery_app.loader.import_default_modules()  # the tasks modules, as a worker imports them at start
     before = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
     celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
     try:

@@ -3,16 +3,13 @@ connection, through the warehouse API as scanners and the WMS would send them.""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connections
 from rest_framework.test import APIClient
 
 from fulfillment.models import Shipment, ShipmentStatus, TrackingSubscription, WarehouseAPIKey
 from inventory.models import Reservation, StockLevel
 from orders.models import OrderEvent, OrderStatus
+from tests.threads import run_in_threads
 
 from .conftest import allocated, order_for
 
@@ -20,28 +17,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 10
 RETRIED_NUMBER = "SF1000000001"
-
-
-def run_in_threads(count: int, work: Callable[[int], object]) -> list:
-    """Start `count` threads together; each result is what work(i) returned or the exception it raised."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # the result is inspected by the test
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def test_ten_concurrent_ship_confirmations_ship_the_parcel_once(hangzhou, stocked):

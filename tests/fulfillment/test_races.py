@@ -10,7 +10,7 @@ from inventory.models import Reservation, StockLevel
 from oms.errors import InvalidTransition
 from orders.events import Actor
 from orders.models import OrderStatus
-from tests.inventory.test_races import run_in_threads
+from tests.threads import run_in_threads
 from workflows.cancellation import order_cancel
 
 from .conftest import SYSTEM, allocated, order_for, paid

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from django.db import connections
 from django.test import Client
 
 from fulfillment.models import Shipment, ShipmentStatus, TrackingEvent, TrackingPush
 from fulfillment.services import shipment_ship
+from tests.threads import run_in_threads
 
 from .conftest import SYSTEM, order_for, paid
 from .kuaidi100_doubles import PUSH_URL, celery_eager, push_form
@@ -23,28 +22,6 @@ SCANS = [
     ("2026-03-03 06:00:00", "0", "【上海市】快件到达 上海集散中心"),
     ("2026-03-03 15:30:00", "3", "【上海市】已签收"),
 ]
-
-
-def run_in_threads(count: int, work: Callable[[int], object]) -> list:
-    """Start `count` threads together; each result is what work(i) returned or the exception it raised."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # the result is inspected by the test
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import pytest
 from django.db import OperationalError, connections, transaction
@@ -12,30 +11,9 @@ from inventory.models import Reservation, StockLevel
 from inventory.services import stock_lock_and_plan, stock_release, stock_release_for_orders, stock_reserve
 from oms.errors import InsufficientStock
 from tests.inventory.conftest import levels, line_ids
+from tests.threads import run_in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_in_threads(count: int, work: Callable[[int], object]) -> list:
-    """Start `count` threads together; each result is what work(i) returned or the exception it raised."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # the result is inspected by the test
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def reserve(sku, quantity: int, line_id: int) -> list[Reservation]:
