@@ -99,8 +99,10 @@ def status_badge_html(aftersale: Aftersale):
 
 def refusal_text(err: DomainError) -> str:
     """The service's Chinese message, with the fields it named."""
-    details = "；".join(message for messages_ in (err.fields or {}).values() for message in messages_)
-    return f"{err.message}：{details}" if details else err.message
+    details = _("；").join(str(message) for messages_ in (err.fields or {}).values() for message in messages_)
+    if not details:
+        return err.message
+    return _("%(message)s：%(details)s") % {"message": err.message, "details": details}
 
 
 class OrderAftersaleInline(ReadOnlyInline):
