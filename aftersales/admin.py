@@ -25,6 +25,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from console.charts import ECHARTS_JS, Chart, horizontal_bar_chart
 from console.exports import AftersaleExport, MaskedExportMixin
 from oms.admin_base import NoDeleteMixin, ReadOnlyAdmin, ReadOnlyInline
 from oms.errors import DomainError
@@ -100,8 +101,10 @@ def status_badge_html(aftersale: Aftersale):
 
 def refusal_text(err: DomainError) -> str:
     """The service's Chinese message, with the fields it named."""
-    details = "；".join(message for messages_ in (err.fields or {}).values() for message in messages_)
-    return f"{err.message}：{details}" if details else err.message
+    details = _("；").join(str(message) for messages_ in (err.fields or {}).values() for message in messages_)
+    if not details:
+        return err.message
+    return _("%(message)s：%(details)s") % {"message": err.message, "details": details}
 
 
 class OrderAftersaleInline(ReadOnlyInline):
@@ -362,43 +365,42 @@ class AftersaleAdmin(MaskedExportMixin, NoDeleteMixin, admin.ModelAdmin):
 
 # --- the report ---------------------------------------------------------------------------------
 
-CHART_COLOURS = ["#1565c0", "#6a1b9a", "#ef6c00", "#00838f", "#c62828", "#558b2f", "#757575", "#ad1457"]
 
+def report_charts(report: AftersaleReport) -> dict[str, Chart]:
+    """The report's bar charts. The tables list every reason and party, zeros included; a chart
+    shows only what happened."""
 
-def bar_chart(rows: list[tuple[str, float, str]], *, width: int = 360, bar: int = 18, gap: int = 6) -> dict:
-    """A horizontal bar chart drawn on the server as SVG: (label, value, text shown) per bar."""
-    rows = [row for row in rows if row[1]]  # the tables list the zeros; the chart shows what happened
-    top = max((value for _label, value, _text in rows), default=0) or 1
-    bars = [
-        {
-            "y": i * (bar + gap),
-            "text_y": i * (bar + gap) + bar - 5,
-            "w": round(value * width / top),
-            "label": label,
-            "text": text,
-            "text_x": round(value * width / top) + 6,
-            "colour": CHART_COLOURS[i % len(CHART_COLOURS)],
-        }
-        for i, (label, value, text) in enumerate(rows)
-    ]
-    return {"bars": bars, "height": max(len(rows) * (bar + gap), bar), "bar": bar, "width": width + 120}
+    def rates(rows) -> list[tuple[str, float]]:
+        return [(str(row.label), float(row.rate)) for row in rows if row.rate]
 
-
-def report_charts(report: AftersaleReport) -> dict[str, dict]:
-    def rate_rows(rows):
-        return [(row.label, float(row.rate or 0), f"{row.rate}%" if row.rate is not None else "—") for row in rows]
-
+    rate = _("售后率")
     return {
-        "sku": bar_chart([(row.key, float(row.rate or 0), f"{row.rate or '—'}%") for row in report.by_sku]),
-        "reason": bar_chart(rate_rows(report.by_reason)),
-        "responsibility": bar_chart(rate_rows(report.by_responsibility)),
-        "refund": bar_chart(
-            [
-                (row["label"], float(row["refunded"] + row["refunding"]), f"{row['refunded'] + row['refunding']}")
-                for row in report.by_type
-            ]
+        "sku": horizontal_bar_chart(
+            [(row.key, float(row.rate)) for row in report.by_sku if row.rate],
+            title=_("按商品的售后率（%）"),
+            series_name=rate,
+            unit="%",
         ),
-        "carrier": bar_chart([(row.label, row.damaged, str(row.damaged)) for row in report.damage_by_carrier]),
+        "reason": horizontal_bar_chart(
+            rates(report.by_reason), title=_("按原因的售后率（%）"), series_name=rate, unit="%"
+        ),
+        "responsibility": horizontal_bar_chart(
+            rates(report.by_responsibility), title=_("按责任方的售后率（%）"), series_name=rate, unit="%"
+        ),
+        "refund": horizontal_bar_chart(
+            [
+                (str(row["label"]), float(row["refunded"] + row["refunding"]))
+                for row in report.by_type
+                if row["refunded"] + row["refunding"]
+            ],
+            title=_("按类型的退款金额（元，含退款中）"),
+            series_name=_("退款金额"),
+        ),
+        "carrier": horizontal_bar_chart(
+            [(str(row.label), row.damaged) for row in report.damage_by_carrier if row.damaged],
+            title=_("按快递的物流破损申请"),
+            series_name=_("破损申请"),
+        ),
     }
 
 
@@ -423,6 +425,7 @@ class AftersaleReportAdmin(ReadOnlyAdmin):
             "form": form,
             "report": report,
             "charts": report_charts(report),
+            "echarts_js": ECHARTS_JS,
             "queue_url": reverse("admin:aftersales_aftersale_changelist"),
             **(extra_context or {}),
         }

@@ -1,15 +1,58 @@
-"""ECharts options built on the server from the dashboard's figures; the page only draws them.
+"""ECharts options built on the server from the figures of a page; the page only draws them.
 
-The ECharts file is ours (console/static/vendor/echarts/), so the charts work offline.
+The dashboard, the 催付 report and the after-sales report all draw with this one library. The
+ECharts file is ours (console/static/vendor/echarts/), so the charts work offline. A page puts
+`echarts_js` in its context and includes `admin/console/_chart.html` once per chart and
+`admin/console/_charts_draw.html` once at the end.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
 from .analytics import RateRow, WarehouseTimeliness
 
 ECHARTS_JS = "vendor/echarts/echarts-5.6.0.min.js"
+
+PALETTE = ["#1565c0", "#6a1b9a", "#ef6c00", "#00838f", "#c62828", "#558b2f", "#757575", "#ad1457"]
+TITLE_STYLE = {"left": "center", "textStyle": {"fontSize": 14}}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What a page needs to draw one chart: the ECharts options and the height of its box, which
+    grows with the number of bars of a horizontal chart."""
+
+    options: dict
+    height: int = 300
+
+
+def horizontal_bar_chart(
+    bars: list[tuple[str, float]], *, title: str, series_name: str, unit: str = "", colours: list[str] | None = None
+) -> Chart:
+    """One bar per (label, value), top to bottom in the order given (the table's order); `unit`
+    follows each value on its bar ("%")."""
+    options = {
+        "color": colours or PALETTE,
+        "title": {"text": title, **TITLE_STYLE},
+        "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
+        "grid": {"left": 10, "right": 60, "top": 36, "bottom": 10, "containLabel": True},
+        "xAxis": {"type": "value", "minInterval": 1},
+        "yAxis": {"type": "category", "inverse": True, "data": [label for label, _value in bars]},
+        "series": [
+            {
+                "name": series_name,
+                "type": "bar",
+                "barMaxWidth": 22,
+                "colorBy": "data",
+                "data": [value for _label, value in bars],
+                "label": {"show": True, "position": "right", "formatter": "{c}" + unit},
+            }
+        ],
+    }
+    return Chart(options=options, height=60 + 30 * max(len(bars), 1))
 
 
 def rate_chart(rows: list[RateRow], *, title: str, axis_name: str) -> dict:

@@ -186,6 +186,7 @@ class MaskedExportMixin(ExportMixin):
     """The admin's 导出 button: XLSX or CSV of the filtered list, masked for this user."""
 
     formats = [XLSX, CSV]
+    import_export_change_list_template = "admin/console/change_list_export.html"
     export_select_related: tuple[str, ...] = ()
 
     def get_export_resource_kwargs(self, request, **kwargs):

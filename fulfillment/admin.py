@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
@@ -69,7 +70,7 @@ def error_text(err: DomainError) -> str:
     fields (the generic "请检查字段"), what each field said."""
     details = [str(m) for field_messages in (err.fields or {}).values() for m in field_messages]
     if details and err.message == str(type(err).default_message):
-        return "；".join(details)
+        return gettext("；").join(details)
     return err.message
 
 
@@ -106,7 +107,7 @@ def shipments_table_for(order: Order):
                 status_badge_html(shipment),
                 shipment.get_carrier_display() or "—",
                 shipment.tracking_no or "—",
-                "、".join(f"{line.order_line.sku_code}×{line.quantity}" for line in shipment.order_lines),
+                gettext("、").join(f"{line.order_line.sku_code}×{line.quantity}" for line in shipment.order_lines),
                 f"{timezone.localtime(latest.time):%m-%d %H:%M} {latest.context}" if latest else "—",
             )
         )
@@ -115,9 +116,8 @@ def shipments_table_for(order: Order):
         '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
         rows,
     )
-    head = format_html_join(
-        "", "<th>{}</th>", ((gettext(h),) for h in ("包裹号", "发货仓", "状态", "承运商", "运单号", "商品", "最新物流"))
-    )
+    headings = (_("包裹号"), _("发货仓"), _("状态"), _("承运商"), _("运单号"), _("商品"), _("最新物流"))
+    head = format_html_join("", "<th>{}</th>", ((capfirst(heading),) for heading in headings))
     return format_html('<table class="order-shipments"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
 
 

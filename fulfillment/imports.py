@@ -175,7 +175,7 @@ def _cell(value: Any) -> str:
 def _error_text(error: Exception) -> str:
     fields = getattr(error, "fields", None)
     if fields:
-        return "；".join(message for messages in fields.values() for message in messages)
+        return _("；").join(str(message) for messages in fields.values() for message in messages)
     return str(getattr(error, "message", error))
 
 

@@ -11,6 +11,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from oms.admin_base import NoDeleteMixin, ReadOnlyAdmin, ReadOnlyInline
@@ -52,7 +53,7 @@ class ProvincesField(forms.CharField):
 
     def prepare_value(self, value):
         if isinstance(value, list):
-            return "、".join(value)
+            return gettext("、").join(value)
         return value
 
     def to_python(self, value) -> list[str]:
@@ -65,7 +66,7 @@ class ProvincesField(forms.CharField):
             elif full not in resolved:
                 resolved.append(full)
         if unknown:
-            raise forms.ValidationError(_("不认识的省份：%(names)s") % {"names": "、".join(unknown)})
+            raise forms.ValidationError(_("不认识的省份：%(names)s") % {"names": gettext("、").join(unknown)})
         return resolved
 
 
@@ -90,7 +91,7 @@ class WarehouseAdmin(NoDeleteMixin, admin.ModelAdmin):
 
     @admin.display(description=_("覆盖省份"))
     def province_list(self, warehouse: Warehouse) -> str:
-        return "、".join(warehouse.provinces) or "—"
+        return gettext("、").join(warehouse.provinces) or "—"
 
 
 class StockAdjustForm(forms.ModelForm):

@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Sku
@@ -228,8 +229,13 @@ class OrderConsoleMixin:
         try:
             call()
         except DomainError as err:
-            detail = "；".join(msg for msgs in (err.fields or {}).values() for msg in msgs)
-            self.message_user(request, f"{err.message}{'：' + detail if detail else ''}", level=messages.ERROR)
+            detail = gettext("；").join(str(msg) for msgs in (err.fields or {}).values() for msg in msgs)
+            text = (
+                gettext("%(message)s：%(details)s") % {"message": err.message, "details": detail}
+                if detail
+                else err.message
+            )
+            self.message_user(request, text, level=messages.ERROR)
             return False
         self.message_user(request, success, level=messages.SUCCESS)
         return True

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -98,3 +100,15 @@ def force_login_verified(client, user) -> None:
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
+
+
+def chart_options(html: str, key: str) -> dict:
+    """The ECharts options a page emitted with json_script under the id `key`."""
+    match = re.search(rf'<script id="{re.escape(key)}" type="application/json">(.*?)</script>', html, re.S)
+    assert match, f"no chart options {key!r} on the page"
+    return json.loads(match.group(1))
+
+
+def script_sources(html: str) -> list[str]:
+    """The src of every <script> of a page."""
+    return re.findall(r"""<script[^>]*\ssrc=["']?([^"'\s>]+)""", html)

@@ -21,9 +21,10 @@ from aftersales.services import (
     aftersale_return_shipment,
     aftersales_run_clock,
 )
+from console.charts import ECHARTS_JS
 from fulfillment.services import shipment_deliver
 from payments.models import Refund
-from tests.conftest import force_login_verified
+from tests.conftest import chart_options, force_login_verified, script_sources
 
 from .conftest import SYSTEM, delivered_order, pay_back
 
@@ -411,9 +412,26 @@ def test_the_report_renders_with_charts(client, report_data, staff, django_asser
         response = client.get("/admin/aftersales/report/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "售后报表" in html and "<svg" in html
+    assert "售后报表" in html and 'id="chart-ar-chart-sku"' in html
     assert 'id="ar-requests">3<' in html and 'id="ar-refunded">140.00<' in html
     assert "顺丰速运" in html and "物流破损" in html
+
+
+def test_the_report_charts_are_echarts_from_our_static_files(client, report_data, staff):
+    html = logged_in(client, staff("客服")).get("/admin/aftersales/report/").content.decode()
+    assert script_sources(html).count(f"/static/{ECHARTS_JS}") == 1
+    assert all(src.startswith("/static/") for src in script_sources(html))  # no other host
+
+    def bars(key: str) -> dict:
+        options = chart_options(html, key)
+        return dict(zip(options["yAxis"]["data"], options["series"][0]["data"], strict=True))
+
+    assert bars("ar-chart-sku") == {"SHIRT": 30.0, "MUG": 25.0}
+    assert bars("ar-chart-reason") == {"质量问题": 14.3, "物流破损": 7.1, "尺码不合适": 7.1}
+    assert bars("ar-chart-responsibility") == {"商家": 14.3, "快递": 7.1, "买家": 7.1}
+    assert bars("ar-chart-refund") == {"退货退款": 140.0, "仅退款": 30.0}
+    assert bars("ar-chart-carrier") == {"顺丰速运": 1}
+    assert chart_options(html, "ar-chart-sku")["series"][0]["label"]["formatter"] == "{c}%"
 
 
 def test_the_report_needs_view_aftersale(client, staff):

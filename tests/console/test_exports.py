@@ -57,3 +57,10 @@ def test_customer_service_exports_full_numbers(client, hangzhou, stocked):
     force_login_verified(client, staff_in("客服"))
     header, *body = export_rows(client, "/admin/orders/order/export/")
     assert body[0][header.index("顾客手机")] == "13800138000"
+
+
+def test_the_export_button_sits_beside_the_lists_own_buttons(admin_client):
+    orders = admin_client.get("/admin/orders/order/").content.decode()
+    assert 'class="export_link"' in orders and 'id="manual-order-add"' in orders
+    aftersales = admin_client.get("/admin/aftersales/aftersale/").content.decode()
+    assert 'class="export_link"' in aftersales and 'id="open-aftersale"' in aftersales

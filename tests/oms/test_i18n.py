@@ -21,15 +21,19 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 
+from aftersales.models import Aftersale
 from aftersales.services import aftersale_create
+from fulfillment.models import PickWave, Shipment
+from fulfillment.services import pick_wave_start
 from inventory.models import Warehouse
 from orders.events import Actor
-from orders.models import Order
+from orders.models import Order, Storefront
 from orders.pii import mask_address
+from tests.aftersales.conftest import delivered_order
 from tests.conftest import force_login_verified
-from tests.fulfillment.conftest import guangzhou, hangzhou, order_for, paid, stocked  # noqa: F401 (fixtures)
+from tests.fulfillment.conftest import allocated, guangzhou, hangzhou, order_for, paid, stocked  # noqa: F401 (fixtures)
 from tests.fulfillment.factories import ship_whole_order
 
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -124,6 +128,12 @@ ADMIN_PAGES = {
     "after-sales changelist": "/admin/aftersales/aftersale/",
     "reminder report": "/admin/reminders/report/",
     "statement upload": "/admin/payments/statementimport/upload/",
+    "after-sales change page": "/admin/aftersales/aftersale/{aftersale}/change/",
+    "after-sales report": "/admin/aftersales/report/",
+    "shipment change page": "/admin/fulfillment/shipment/{shipment}/change/",
+    "pick list": "/admin/fulfillment/pickwave/{wave}/pick-list/",
+    "scan page": "/admin/fulfillment/shipment/{picking}/scan/",
+    "dashboard": "/admin/dashboard/",
 }
 
 
@@ -165,11 +175,30 @@ def shipped_order(shirt, pending_order) -> Order:
     return order
 
 
-def data_values(order: Order) -> list[str]:
+@pytest.fixture
+def more_pages(shirt, shipped_order) -> None:
+    """What the other pages show: an after-sales request on a delivered order, a parcel being
+    picked in a wave (its pick list and its scan page)."""
+    aftersale_create(
+        order=delivered_order([(shirt, 1)]),
+        actor=SYSTEM,
+        type="return_refund",
+        reason="size_unfit",
+        lines=[{"sku": shirt.code, "quantity": 1}],
+        description="尺码偏小",
+    )
+    (parcel,) = allocated(order_for([(shirt, 1)]))
+    pick_wave_start(warehouse=parcel.warehouse, shipments=[parcel], actor=SYSTEM)
+
+
+def data_values() -> list[str]:
     """What the test created: shown on the pages as data, in whatever language it was typed."""
-    values = [order.customer_name, order.receiver, order.storefront.name, order.province, order.city]
-    values += [order.district, order.address_detail, mask_address(order.address_detail), order.remark, "领口开线"]
-    values += [text for line in order.lines.all() for text in (line.name, line.spec)]
+    values = ["领口开线", "尺码偏小"]
+    for order in Order.objects.all():
+        values += [order.customer_name, order.receiver, order.storefront.name, order.province, order.city]
+        values += [order.district, order.address_detail, mask_address(order.address_detail), order.remark]
+        values += [text for line in order.lines.all() for text in (line.name, line.spec)]
+    values += [storefront.name for storefront in Storefront.objects.all()]  # 手动录入, the manual orders' shop
     values += [warehouse.name for warehouse in Warehouse.objects.all()]
     values += [name for _, name in settings.LANGUAGES]  # the switch names each language in itself
     values += ["渠道交易号,商户订单号,金额,类型,时间"]  # the channels' statement header, shown as it is
@@ -178,30 +207,49 @@ def data_values(order: Order) -> list[str]:
 
 def fetch(client, name: str, order: Order, **headers):
     pending = Order.objects.exclude(pk=order.pk).get(status="pending_payment")
-    url = ADMIN_PAGES[name].format(order=order.pk, pending=pending.pk)
+    ids = {
+        "order": order.pk,
+        "pending": pending.pk,
+        "aftersale": Aftersale.objects.latest("pk").pk,
+        "shipment": Shipment.objects.filter(lines__order_id=order.pk).first().pk,
+        "wave": PickWave.objects.get().pk,
+        "picking": Shipment.objects.get(status="picking").pk,
+    }
+    url = ADMIN_PAGES[name].format(**ids)
     return url, client.get(url, headers=headers)
 
 
 @pytest.mark.parametrize("page", list(ADMIN_PAGES))
+@pytest.mark.usefixtures("more_pages")
 def test_the_english_admin_shows_no_chinese_of_ours(superuser_client, shipped_order, page):
     url, response = fetch(superuser_client, page, shipped_order, accept_language="en-US,en;q=0.9")
-    if response.status_code == 404 and page in ("shipment changelist", "after-sales changelist"):
-        pytest.skip(f"{url} is not in the admin on this branch yet")
     assert response.status_code == 200, url
     html = response.content.decode()
     assert '<html lang="en"' in html
-    assert untranslated_cjk(html, allow=data_values(shipped_order)) == [], f"Chinese left on {url}"
+    assert untranslated_cjk(html, allow=data_values()) == [], f"Chinese left on {url}"
 
 
 @pytest.mark.parametrize("page", list(ADMIN_PAGES))
+@pytest.mark.usefixtures("more_pages")
 def test_the_chinese_admin_is_the_default_and_has_no_english_leftovers(superuser_client, shipped_order, page):
     url, response = fetch(superuser_client, page, shipped_order)  # no Accept-Language at all
-    if response.status_code == 404 and page in ("shipment changelist", "after-sales changelist"):
-        pytest.skip(f"{url} is not in the admin on this branch yet")
     assert response.status_code == 200, url
     html = response.content.decode()
     assert '<html lang="zh-hans"' in html
     assert english_leftovers(html, ENGLISH_UI_WORDS) == [], f"English left on {url}"
+
+
+@pytest.mark.usefixtures("more_pages")
+def test_the_workbench_of_a_role_in_both_languages(client, shipped_order):
+    """The home page as 客服 sees it: the queues with their counts and countdowns."""
+    agent = User.objects.create_user("kefu", password="pw-12345678", is_staff=True)
+    agent.groups.add(Group.objects.get(name="客服"))
+    force_login_verified(client, agent)
+    english = client.get("/admin/", headers={"accept-language": "en"}).content.decode()
+    assert 'id="workbench"' in english and 'data-queue="aftersales"' in english
+    assert untranslated_cjk(english, allow=data_values()) == []
+    chinese = client.get("/admin/").content.decode()
+    assert 'id="workbench"' in chinese and english_leftovers(chinese, ENGLISH_UI_WORDS) == []
 
 
 @pytest.mark.parametrize("accept_language", ["", "fr-FR,fr;q=0.9", "zh-CN,zh;q=0.9,en;q=0.8", "zh-TW", "ja"])
@@ -231,7 +279,7 @@ def test_the_pay_page_follows_the_customers_browser(client, shipped_order):
     url = f"/payments/pay/{shipped_order.order_no}/"
     english = client.get(url, headers={"accept-language": "en"}).content.decode()
     assert '<html lang="en">' in english and "Order payment" in english
-    assert untranslated_cjk(english, allow=data_values(shipped_order)) == []
+    assert untranslated_cjk(english, allow=data_values()) == []
     chinese = client.get(url).content.decode()
     assert '<html lang="zh-hans">' in chinese and "订单支付" in chinese
 

@@ -9,12 +9,14 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 
+from console.charts import ECHARTS_JS
 from orders.models import OrderEvent
 from orders.services import Actor, order_pay
 from reminders.admin import reminder_links_for
 from reminders.models import ManualReminder, Reminder, ReminderRule
 from reminders.selectors import reminder_report
 from reminders.services import manual_reminder_record, reminders_send_due
+from tests.conftest import chart_options, script_sources
 from workflows.cancellation import order_cancel
 
 from .conftest import at
@@ -203,9 +205,33 @@ def test_report_page_renders_with_numbers(admin_client, report_data):
     assert '<div class="big" id="rr-unpaid-rate">25.0%</div>' in page
     assert '<div class="big" id="rr-recovery-rate">66.7%</div>' in page
     assert "10:00–10:59（付款 2 / 发送 3，66.7%）" in page
-    assert "<svg" in page and "余额不足/支付受限" in page
+    assert 'id="chart-rr-chart-hours"' in page and "余额不足/支付受限" in page
     # nothing is loaded from another host (a CDN); not `"cdn" not in page`, which a random CSRF token can break
     assert re.findall(r"""(?:src|href)=["']?((?:https?:)?//[^"'\s>]*)""", page) == []
+
+
+def test_report_charts_are_echarts_from_our_static_files(admin_client, report_data):
+    page = admin_client.get("/admin/reminders/report/?start=2026-03-10&end=2026-03-10").content.decode()
+    assert script_sources(page).count(f"/static/{ECHARTS_JS}") == 1
+    assert all(src.startswith("/static/") for src in script_sources(page))  # no other host
+    hours = chart_options(page, "rr-chart-hours")
+    sent, paid = hours["series"]
+    assert hours["xAxis"]["data"] == list(range(24))
+    assert sent["data"][10] == 3 and paid["data"][10] == 2 and sum(sent["data"]) == 3
+    outcomes = chart_options(page, "rr-chart-outcomes")
+    totals = dict(zip(outcomes["yAxis"]["data"], outcomes["series"][0]["data"], strict=True))
+    assert totals["余额不足/支付受限"] == 1 and sum(totals.values()) == 2
+    by_day = chart_options(page, "rr-chart-outcomes-by-day")
+    assert by_day["xAxis"]["data"] == ["03-10"]
+    assert sorted(series["data"][0] for series in by_day["series"] if series["data"][0]) == [1, 1]
+    assert all(series["stack"] == "outcomes" for series in by_day["series"])
+
+
+def test_report_chart_titles_follow_the_language(admin_client, report_data):
+    english = admin_client.get("/admin/reminders/report/", headers={"accept-language": "en"}).content.decode()
+    hours = chart_options(english, "rr-chart-hours")
+    assert hours["title"]["text"] == "Reminders and payments by hour"
+    assert hours["legend"]["data"] == ["Reminders sent", "Last reminder before payment"]
 
 
 def test_report_defaults_to_the_last_14_days(admin_client, admin_user, clock, report_data):
