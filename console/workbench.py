@@ -21,6 +21,7 @@ from aftersales.models import OPEN_STATUSES as AFTERSALE_OPEN
 from aftersales.models import Aftersale
 from fulfillment.models import OPEN_STATUSES as PARCEL_OPEN
 from fulfillment.models import LogisticsException, Shipment
+from orders.holds import HOLDABLE
 from orders.models import Order, OrderStatus, PaymentMethod
 from payments.models import ReconciliationCase, Refund
 from reminders.models import ManualReminder
@@ -47,6 +48,15 @@ QUEUES = [
         lambda now: Order.objects.filter(status=OrderStatus.PAID),
         lambda now: {"status__exact": OrderStatus.PAID},
         "paid_at",
+    ),
+    Queue(
+        "held",
+        _("挂起"),
+        "orders.hold_order",
+        "admin:orders_order_changelist",
+        lambda now: Order.objects.filter(held_at__isnull=False, status__in=HOLDABLE),
+        lambda now: {"held": "yes"},
+        "held_at",
     ),
     Queue(
         "ship_overdue",

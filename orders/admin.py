@@ -162,6 +162,8 @@ SERVICE_FOR_TRANSITION = {
 @admin.register(Order)
 class OrderAdmin(MaskedExportMixin, OrderConsoleMixin, NoDeleteMixin, FSMAdminMixin, admin.ModelAdmin):
     resource_classes = [OrderExport]
+    # The cancel page: the order, what will happen (stock, parcels, refund), a button that says so.
+    fsm_transition_form_template = "admin/orders/order/transition_form.html"
     export_select_related = ("storefront",)
     fsm_fields = ["status"]
     list_display = [
@@ -401,7 +403,7 @@ class OrderAdmin(MaskedExportMixin, OrderConsoleMixin, NoDeleteMixin, FSMAdminMi
             "cancelled": "#757575",
         }
         return format_html(
-            '<b style="color:{}">{}</b>',
+            '<b style="color:{};white-space:nowrap">{}</b>',
             colours.get(order.status, "#000"),
             order.get_status_display(),
         )

@@ -13,7 +13,8 @@ from django.utils import timezone
 from console.templatetags.workbench import countdown
 from console.workbench import QUEUES, QueueView, workbench_for
 from orders.events import Actor
-from orders.services import order_pay
+from orders.holds import order_hold
+from orders.services import order_confirm_cod, order_pay
 from payments.services import refund_request
 from reminders.models import ManualReminder
 from tests.conftest import force_login_verified
@@ -37,6 +38,10 @@ def busy_morning(hangzhou, stocked):
     refunded = order_for([(shirt, 1)], mobile="13400134000")
     succeeded_payment(refunded, channel="bank_transfer")
     refund_request(order=refunded, amount=Decimal("100.00"), reason="test", actor=Actor.system("test"))
+    tee = stocked({hangzhou: 10}, price="70.00")  # not a large amount: no review to wait for
+    held = order_for([(tee, 1)], mobile="13300133000", payment_method="cod")
+    order_confirm_cod(order=held, actor=Actor.system("test"))
+    order_hold(order=held, actor=Actor.system("test"), reason="顾客要改地址")
     return {"big": big, "cod": cod}
 
 
@@ -48,6 +53,7 @@ def test_each_queue_count_matches_its_list(client, busy_morning):
     assert queues["cod"].count == 1
     assert queues["promised"].count == 1
     assert queues["refunds"].count == 1
+    assert queues["held"].count == 1
     for queue in queues.values():
         page = client.get(queue.url)
         assert page.status_code == 200, queue.url

@@ -66,7 +66,12 @@ def test_cancel_button_asks_for_a_reason_and_runs_the_service(staff_client, orde
     response = staff_client.post(f"/admin/orders/order/{order.pk}/change/", change_form_post(order, "cancel"))
     form_url = f"/admin/orders/order/{order.pk}/transition/cancel/"
     assert response.status_code == 302 and response["Location"] == form_url
-    assert staff_client.get(form_url).status_code == 200
+    page = staff_client.get(form_url)
+    assert page.status_code == 200
+    text = page.content.decode()
+    # a confirmation step that says what the order is and what cancelling does; no "None", no "Apply"
+    assert order.order_no in text and "不涉及退款" in text and "确认取消订单" in text
+    assert ">None<" not in text and 'value="Apply"' not in text
 
     # no reason: the form is shown again and nothing changes
     assert staff_client.post(form_url, {"reason": ""}).status_code == 200
