@@ -5,8 +5,11 @@ and every write goes through payments.services.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from console.exports import MaskedExportMixin, RefundExport
@@ -82,6 +85,21 @@ class RefundAdmin(MaskedExportMixin, ReadOnlyAdmin):
 
     @admin.action(description=_("审批退款"), permissions=["approve"])
     def approve(self, request, queryset):
+        """Money leaves: first a page that lists what will go back, to whom and how, then 确认审批."""
+        if request.POST.get("confirm") != "yes":
+            refunds = list(queryset.select_related("order", "payment").order_by("pk"))
+            return TemplateResponse(
+                request,
+                "admin/payments/refund/approve_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("确认审批退款"),
+                    "opts": self.model._meta,
+                    "refunds": refunds,
+                    "total": sum((r.amount for r in refunds), Decimal("0.00")),
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
         self._for_each_refund(request, queryset, services.refund_approve, _("已审批 %(n)d 笔退款，将原路退回"))
 
     @admin.action(description=_("重试失败的退款（同一退款单号）"), permissions=["approve"])

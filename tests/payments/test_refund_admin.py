@@ -75,8 +75,17 @@ def test_bulk_approve_counts_only_what_it_approved(create_order, admin_client, a
     first = services.refund_request(order=order, amount=Decimal("10.00"), reason="部分退款", actor=SYSTEM)
     second = services.refund_request(order=order, amount=Decimal("5.00"), reason="部分退款", actor=SYSTEM)
     services.refund_approve(refund=second, user=admin_user)
+    confirm = admin_client.post(
+        "/admin/payments/refund/", {"action": "approve", "_selected_action": [first.pk, second.pk]}
+    )
+    page = confirm.content.decode()  # a confirmation first: what goes back, nothing approved yet
+    assert "确认审批" in page and first.out_refund_no in page and "¥15.00" in page
+    first.refresh_from_db()
+    assert first.status == "requested"
     response = admin_client.post(
-        "/admin/payments/refund/", {"action": "approve", "_selected_action": [first.pk, second.pk]}, follow=True
+        "/admin/payments/refund/",
+        {"action": "approve", "confirm": "yes", "_selected_action": [first.pk, second.pk]},
+        follow=True,
     )
     shown = messages_of(response)
     assert any(second.out_refund_no in line for line in shown)  # already approved: refused, named
