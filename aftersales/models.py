@@ -237,6 +237,15 @@ class AftersaleLine(models.Model):
         "orders.OrderLine", on_delete=models.PROTECT, related_name="aftersale_lines", verbose_name=_("订单行")
     )
     quantity = models.PositiveIntegerField(_("申请数量"))
+    exchange_sku = models.ForeignKey(
+        "inventory.Sku",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("换成"),
+        help_text=_("换货换另一规格（同价）时填写；空为换同款"),
+    )
     quantity_received = models.PositiveIntegerField(_("收到数量"), null=True, blank=True)
     quantity_accepted = models.PositiveIntegerField(_("验收通过数量"), null=True, blank=True)
     disposition = models.CharField(_("处置"), max_length=16, choices=Disposition.choices, blank=True)

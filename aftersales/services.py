@@ -30,7 +30,7 @@ from fulfillment.services import (
     replacement_parcels_create,
     return_parcel_register,
 )
-from inventory.models import StockMovement
+from inventory.models import Sku, StockMovement
 from inventory.services import stock_adjust, stock_hold_defective
 from oms.errors import DomainError, InvalidTransition, ValidationFailed
 from orders.events import Actor, order_event_record
@@ -126,6 +126,7 @@ def _new_no(now: datetime) -> str:
 class _Claim:
     line: OrderLine
     quantity: int
+    exchange_to: Sku | None = None
 
 
 def _resolve_lines(order: Order, lines: list[dict[str, Any]]) -> list[_Claim]:
@@ -144,11 +145,30 @@ def _resolve_lines(order: Order, lines: list[dict[str, Any]]) -> list[_Claim]:
         elif not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
             errors[f"lines[{index}].quantity"] = [_("数量必须是正整数")]
         else:
-            claims.append(_Claim(line=by_sku[sku], quantity=qty))
+            claims.append(
+                _Claim(line=by_sku[sku], quantity=qty, exchange_to=_exchange_target(item, by_sku[sku], index, errors))
+            )
         seen.add(sku)
     if errors:
         raise ValidationFailed(fields=errors)
     return claims
+
+
+def _exchange_target(item: dict[str, Any], line: OrderLine, index: int, errors: dict[str, list[str]]) -> Sku | None:
+    """换货换另一规格: `exchange_to` names an active SKU at the same price as the line's."""
+    code = (item.get("exchange_to") or "").strip()
+    if not code or code == line.sku_code:
+        return None
+    field = f"lines[{index}].exchange_to"
+    target = Sku.objects.filter(code=code, active=True).first()
+    if target is None:
+        errors[field] = [_("没有这个在售商品：%(sku)s") % {"sku": code}]
+    elif target.price != line.unit_price:
+        errors[field] = [
+            _("只能换同价的商品：%(sku)s 售价 %(p)s，原商品 %(o)s")
+            % {"sku": code, "p": target.price, "o": line.unit_price}
+        ]
+    return target
 
 
 def _check_eligibility(*, order: Order, type: str, reason: str, claims: list[_Claim], now: datetime) -> None:
@@ -185,6 +205,8 @@ def _check_eligibility(*, order: Order, type: str, reason: str, claims: list[_Cl
     goods_left = any(shipped.get(claim.line.pk, 0) for claim in claims)
     if type in (T.RETURN_REFUND, T.EXCHANGE, T.RESEND) and not goods_left:
         raise NotAllowed(_("商品尚未发货，请申请仅退款"), details={"type": type})
+    if type != T.EXCHANGE and any(claim.exchange_to for claim in claims):
+        raise ValidationFailed(fields={"lines": [_("只有换货可以换成另一规格")]})
     if type == T.RESEND and RESPONSIBILITY[reason] == Responsibility.BUYER:
         raise NotAllowed(_("补寄只适用于少件、破损等商家或快递责任"), details={"reason": reason})
     if not goods_left:
@@ -255,7 +277,10 @@ def aftersale_create(
             deadline=now + timedelta(hours=settings.OMS_AFTERSALE_RESPOND_HOURS),
         )
         AftersaleLine.objects.bulk_create(
-            [AftersaleLine(aftersale=aftersale, order_line=c.line, quantity=c.quantity) for c in claims]
+            [
+                AftersaleLine(aftersale=aftersale, order_line=c.line, quantity=c.quantity, exchange_sku=c.exchange_to)
+                for c in claims
+            ]
         )
         order_aftersale_mark(order=order, open=True)
         order_event_record(
@@ -431,12 +456,15 @@ def _last_unit_of_unshipped_order(order: Order) -> bool:
 
 def _reship(order: Order, aftersale: Aftersale, quantities: dict[int, int], actor: Actor) -> None:
     quantities = {line_id: qty for line_id, qty in quantities.items() if qty > 0}
+    skus = {
+        ln.order_line_id: ln.exchange_sku for ln in aftersale.lines.select_related("exchange_sku") if ln.exchange_sku
+    }
     if not quantities:
         aftersale.complete(refunded=ZERO, at=timezone.now())
         aftersale.save()
         _closed_event(order, aftersale, actor)
         return
-    shipments = replacement_parcels_create(order=order, quantities=quantities, actor=actor)
+    shipments = replacement_parcels_create(order=order, quantities=quantities, actor=actor, skus=skus)
     aftersale.reship(shipment=shipments[0])
     aftersale.save()
     order_event_record(

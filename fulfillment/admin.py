@@ -107,7 +107,7 @@ def shipments_table_for(order: Order):
                 status_badge_html(shipment),
                 shipment.get_carrier_display() or "—",
                 shipment.tracking_no or "—",
-                gettext("、").join(f"{line.order_line.sku_code}×{line.quantity}" for line in shipment.order_lines),
+                gettext("、").join(f"{line.item_code}×{line.quantity}" for line in shipment.order_lines),
                 f"{timezone.localtime(latest.time):%m-%d %H:%M} {latest.context}" if latest else "—",
             )
         )
@@ -160,7 +160,7 @@ class ShipmentLineInline(ReadOnlyInline):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("order", "order_line__sku")
+        return super().get_queryset(request).select_related("order", "order_line__sku", "sku")
 
     @admin.display(description=_("订单"))
     def order_link(self, line: ShipmentLine):
@@ -170,15 +170,15 @@ class ShipmentLineInline(ReadOnlyInline):
 
     @admin.display(description=_("SKU"))
     def sku_code(self, line: ShipmentLine) -> str:
-        return line.order_line.sku_code
+        return line.item_code
 
     @admin.display(description=_("商品"))
     def sku_name(self, line: ShipmentLine) -> str:
-        return f"{line.order_line.name} {line.order_line.spec}".strip()
+        return f"{line.item.name} {line.item.spec}".strip()
 
     @admin.display(description=_("库位"))
     def bin_location(self, line: ShipmentLine) -> str:
-        return line.order_line.sku.bin_location or "—"
+        return line.item.bin_location or "—"
 
 
 class TrackingEventInline(ReadOnlyInline):
@@ -322,7 +322,7 @@ class ShipmentAdmin(ShipmentImportAdminMixin, NoDeleteMixin, admin.ModelAdmin):
         return False  # a parcel changes only through the buttons below (services)
 
     def get_queryset(self, request):
-        lines = ShipmentLine.objects.select_related("order", "order_line").order_by("id")
+        lines = ShipmentLine.objects.select_related("order", "order_line__sku", "sku").order_by("id")
         open_case = LogisticsException.objects.filter(shipment=OuterRef("pk"), resolved_at__isnull=True)
         return (
             super()
@@ -362,7 +362,7 @@ class ShipmentAdmin(ShipmentImportAdminMixin, NoDeleteMixin, admin.ModelAdmin):
     def contents(self, shipment: Shipment):
         units: dict[str, int] = defaultdict(int)
         for line in shipment.lines.all():
-            units[line.order_line.sku_code] += line.quantity
+            units[line.item_code] += line.quantity
         return format_html_join(
             LINE_BREAK, '<span style="white-space:nowrap">{}×{}</span>', ((code, qty) for code, qty in units.items())
         )
@@ -489,10 +489,10 @@ class ShipmentAdmin(ShipmentImportAdminMixin, NoDeleteMixin, admin.ModelAdmin):
                 self.message_user(
                     request,
                     gettext("✔ %(sku)s 已扫 %(done)d / %(need)d")
-                    % {"sku": line.order_line.sku_code, "done": line.packed_quantity, "need": line.quantity},
+                    % {"sku": line.item_code, "done": line.packed_quantity, "need": line.quantity},
                 )
             return HttpResponseRedirect(here)
-        lines = list(shipment.lines.select_related("order", "order_line__sku"))
+        lines = list(shipment.lines.select_related("order", "order_line__sku", "sku"))
         scanned = sum(line.packed_quantity for line in lines)
         needed = sum(line.quantity for line in lines)
         return self._page(
@@ -522,8 +522,8 @@ class ShipmentAdmin(ShipmentImportAdminMixin, NoDeleteMixin, admin.ModelAdmin):
     def ship_view(self, request: HttpRequest, shipment_id: int) -> HttpResponse:
         shipment = self._shipment(request, shipment_id)
         units: dict[str, list] = {}
-        for line in shipment.lines.select_related("order_line"):
-            entry = units.setdefault(line.order_line.sku_code, [f"{line.order_line.name} {line.order_line.spec}", 0])
+        for line in shipment.lines.select_related("order_line__sku", "sku"):
+            entry = units.setdefault(line.item_code, [f"{line.item.name} {line.item.spec}", 0])
             entry[1] += line.quantity
         skus = [(code, name.strip(), qty) for code, (name, qty) in units.items()]
         form = ShipForm(request.POST or None, skus=skus)
@@ -625,20 +625,20 @@ def pick_list(wave: PickWave) -> dict:
     lines = (
         ShipmentLine.objects.filter(shipment__wave=wave)
         .exclude(shipment__status=SS.CANCELLED)
-        .select_related("order", "shipment", "order_line__sku")
+        .select_related("order", "shipment", "order_line__sku", "sku")
         .order_by("shipment__shipment_no", "id")
     )
     rows: dict[tuple[str, str], PickRow] = {}
     parcels: dict[str, dict] = {}
     for line in lines:
-        sku = line.order_line.sku
-        key = (sku.bin_location, line.order_line.sku_code)
+        sku = line.item
+        key = (sku.bin_location, line.item_code)
         row = rows.get(key)
         if row is None:
             row = rows[key] = PickRow(
                 bin_location=sku.bin_location,
-                sku_code=line.order_line.sku_code,
-                name=f"{line.order_line.name} {line.order_line.spec}".strip(),
+                sku_code=line.item_code,
+                name=f"{line.item.name} {line.item.spec}".strip(),
                 barcode=sku.barcode,
             )
         row.units += line.quantity
@@ -648,7 +648,7 @@ def pick_list(wave: PickWave) -> dict:
         )
         if line.order.order_no not in parcel["orders"]:
             parcel["orders"].append(line.order.order_no)
-        parcel["contents"].append(f"{line.order_line.sku_code}×{line.quantity}")
+        parcel["contents"].append(f"{line.item_code}×{line.quantity}")
     ordered = sorted(rows.values(), key=lambda r: (r.bin_location == "", r.bin_location, r.sku_code))
     return {
         "rows": ordered,

@@ -238,6 +238,10 @@ class ShipmentLine(models.Model):
     )
     quantity = models.PositiveIntegerField(_("数量"))
     packed_quantity = models.PositiveIntegerField(_("已验货数量"), default=0)
+    # An exchange for another spec ships another SKU against the order line; empty: the line's own.
+    sku = models.ForeignKey(
+        "inventory.Sku", on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("实发商品")
+    )
 
     class Meta:
         verbose_name = _("包裹明细")
@@ -253,6 +257,15 @@ class ShipmentLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.shipment_id}:{self.order_line_id}x{self.quantity}"
+
+    @property
+    def item(self):
+        """The SKU in the parcel: the order line's, or the one an exchange ships instead."""
+        return self.sku if self.sku_id else self.order_line.sku
+
+    @property
+    def item_code(self) -> str:
+        return self.item.code
 
 
 class TrackingSubscription(models.Model):

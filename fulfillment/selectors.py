@@ -24,7 +24,7 @@ def shipments_for_order(order: Order) -> QuerySet[Shipment] | list[Shipment]:
         .prefetch_related(
             Prefetch(
                 "lines",
-                queryset=ShipmentLine.objects.filter(order_id=order.pk).select_related("order_line"),
+                queryset=ShipmentLine.objects.filter(order_id=order.pk).select_related("order_line__sku", "sku"),
                 to_attr="order_lines",
             ),
             Prefetch("tracking_events", queryset=TrackingEvent.objects.order_by("time", "pk"), to_attr="tracking"),
@@ -37,7 +37,7 @@ def shipment_as_json(shipment: Shipment, *, with_tracking: bool = True) -> dict:
     """The public shape of a parcel (DESIGN.md, order JSON `shipments[]`)."""
     lines = getattr(shipment, "order_lines", None)
     if lines is None:
-        lines = list(shipment.lines.select_related("order_line"))
+        lines = list(shipment.lines.select_related("order_line__sku", "sku"))
     body = {
         "shipment_no": shipment.shipment_no,
         "status": shipment.status,
@@ -47,7 +47,7 @@ def shipment_as_json(shipment: Shipment, *, with_tracking: bool = True) -> dict:
         "tracking_no": shipment.tracking_no,
         "shipped_at": shipment.shipped_at.isoformat() if shipment.shipped_at else None,
         "delivered_at": shipment.delivered_at.isoformat() if shipment.delivered_at else None,
-        "lines": [{"sku": line.order_line.sku_code, "quantity": line.quantity} for line in lines],
+        "lines": [{"sku": line.item_code, "quantity": line.quantity} for line in lines],
     }
     if with_tracking:
         events = getattr(shipment, "tracking", None)
@@ -71,7 +71,9 @@ def shipments_for_warehouse(*, warehouse_id: int, status: str | None = None) -> 
         .prefetch_related(
             Prefetch(
                 "lines",
-                queryset=ShipmentLine.objects.select_related("order_line").annotate(order_no=F("order__order_no")),
+                queryset=ShipmentLine.objects.select_related("order_line__sku", "sku").annotate(
+                    order_no=F("order__order_no")
+                ),
                 to_attr="order_lines",
             ),
             Prefetch("tracking_events", queryset=TrackingEvent.objects.order_by("time", "pk"), to_attr="tracking"),

@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import can_proceed
 
-from inventory.models import StockMovement, Warehouse
+from inventory.models import Sku, StockMovement, Warehouse
 from inventory.services import (
     stock_adjust,
     stock_consume,
@@ -339,8 +339,8 @@ def shipment_scan(*, shipment: Shipment, code: str, actor: Actor) -> ShipmentLin
         (shipment,) = _lock_shipments([shipment.pk])
         if shipment.status not in (SS.PENDING, SS.PICKING):
             _require(shipment, "pack")
-        lines = list(shipment.lines.select_related("order_line__sku"))
-        match = [line for line in lines if code in (line.order_line.sku_code, line.order_line.sku.barcode or None)]
+        lines = list(shipment.lines.select_related("order_line__sku", "sku"))
+        match = [line for line in lines if code in (line.item_code, line.item.barcode or None)]
         if not match:
             raise ValidationFailed(
                 _("扫描的商品「%(code)s」不在此包裹中，请勿装入") % {"code": code},
@@ -364,8 +364,8 @@ def shipment_pack(*, shipment: Shipment, actor: Actor) -> Shipment:
         (shipment,) = _lock_shipments([shipment.pk])
         _require(shipment, "pack")
         missing = [
-            {"sku": line.order_line.sku_code, "quantity": line.quantity, "scanned": line.packed_quantity}
-            for line in shipment.lines.select_related("order_line")
+            {"sku": line.item_code, "quantity": line.quantity, "scanned": line.packed_quantity}
+            for line in shipment.lines.select_related("order_line__sku", "sku")
             if line.packed_quantity < line.quantity
         ]
         if missing:
@@ -469,12 +469,12 @@ def _split_remainder(shipment: Shipment, ship_quantities: dict[int, int], now: d
 
 def _resolve_ship_lines(shipment: Shipment, lines: list[dict] | None) -> dict[int, int]:
     """{shipment_line_id: units} from [{"sku", "quantity"}] (None: the whole parcel)."""
-    parcel = list(shipment.lines.select_related("order_line"))
+    parcel = list(shipment.lines.select_related("order_line__sku", "sku"))
     if not lines:
         return {line.pk: line.quantity for line in parcel}
     by_sku: dict[str, list[ShipmentLine]] = defaultdict(list)
     for line in parcel:
-        by_sku[line.order_line.sku_code].append(line)
+        by_sku[line.item_code].append(line)
     wanted: dict[int, int] = {}
     errors: dict[str, list[str]] = {}
     for index, item in enumerate(lines):
@@ -545,7 +545,7 @@ def shipment_ship(
             raise ValidationFailed(fields={"tracking_no": [_("该运单号已用于另一个包裹")]})
         quantities = _resolve_ship_lines(shipment, lines)
         _split_remainder(shipment, quantities, now)
-        shipped_lines = list(shipment.lines.select_related("order_line"))
+        shipped_lines = list(shipment.lines.select_related("order_line__sku", "sku"))
         stock_consume(
             warehouse_id=shipment.warehouse_id,
             quantities={line.order_line_id: line.quantity for line in shipped_lines},
@@ -557,7 +557,7 @@ def shipment_ship(
         TrackingSubscription.objects.create(shipment=shipment, carrier=carrier, tracking_no=tracking_no)
         units_by_order: dict[int, list[dict]] = defaultdict(list)
         for line in shipped_lines:
-            units_by_order[line.order_id].append({"sku": line.order_line.sku_code, "quantity": line.quantity})
+            units_by_order[line.order_id].append({"sku": line.item_code, "quantity": line.quantity})
         for order in orders:
             if order.pk not in units_by_order:
                 continue
@@ -791,9 +791,9 @@ def shipment_return(*, shipment: Shipment, actor: Actor, at: datetime) -> Shipme
         orders = _orders_of(shipment)
         shipment.return_to_sender(at=at)
         shipment.save()
-        for line in shipment.lines.select_related("order_line__sku"):
+        for line in shipment.lines.select_related("order_line__sku", "sku"):
             stock_adjust(
-                sku=line.order_line.sku,
+                sku=line.item,
                 warehouse=shipment.warehouse,
                 delta=line.quantity,
                 reason=StockMovement.Reason.RETURNED,
@@ -826,15 +826,23 @@ def order_units_shipped(order: Order) -> dict[int, int]:
 # --- after-sales parcels ----------------------------------------------------------------
 
 
-def replacement_parcels_create(*, order: Order, quantities: dict[int, int], actor: Actor) -> list[Shipment]:
+def replacement_parcels_create(
+    *, order: Order, quantities: dict[int, int], actor: Actor, skus: dict[int, Sku] | None = None
+) -> list[Shipment]:
     """补发 / 换货: reserve stock for replacement units of the order's lines and put them in
     pending parcels (kind `replacement`), which are picked, shipped and tracked like any other
-    but do not move the order. The caller holds the order's lock.
+    but do not move the order. `skus` ({order_line_id: Sku}) names another spec to send instead
+    of a line's own (an exchange); its units are reserved and shipped against that line. The
+    caller holds the order's lock.
     """
     now = timezone.now()
+    skus = skus or {}
     lines = {line.pk: line for line in order.lines.select_related("sku").filter(pk__in=list(quantities))}
-    plan = stock_lock_and_plan(demand={lines[line_id].sku: qty for line_id, qty in quantities.items()})
-    reservations = stock_reserve(plan=plan, line_ids_by_sku={line.sku_id: line.pk for line in lines.values()})
+    item = {line_id: skus.get(line_id) or lines[line_id].sku for line_id in quantities}
+    if len({sku.pk for sku in item.values()}) < len(item):
+        raise ValidationFailed(fields={"lines": [_("两个订单行不能换成同一个商品")]})
+    plan = stock_lock_and_plan(demand={item[line_id]: qty for line_id, qty in quantities.items()})
+    reservations = stock_reserve(plan=plan, line_ids_by_sku={item[line_id].pk: line_id for line_id in quantities})
     per_warehouse: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     level_warehouse = {level.pk: level.warehouse_id for level in plan.levels.values()}
     for reservation in reservations:
@@ -851,7 +859,7 @@ def replacement_parcels_create(*, order: Order, quantities: dict[int, int], acto
         )
         ShipmentLine.objects.bulk_create(
             [
-                ShipmentLine(shipment=shipment, order=order, order_line_id=line_id, quantity=qty)
+                ShipmentLine(shipment=shipment, order=order, order_line_id=line_id, quantity=qty, sku=skus.get(line_id))
                 for line_id, qty in units.items()
             ]
         )

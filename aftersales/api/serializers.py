@@ -11,6 +11,8 @@ from ..services import aftersale_deadline, line_refund_amount
 class AftersaleLineInSerializer(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField(min_value=1, max_value=999)
+    # 换货换另一规格（同价）: the SKU to send instead; only for type "exchange".
+    exchange_to = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
 class AftersaleCreateSerializer(serializers.Serializer):

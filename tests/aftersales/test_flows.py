@@ -412,3 +412,56 @@ def test_the_order_json_carries_an_aftersales_summary(hangzhou, stocked, api):
         }
     ]
     assert body["fulfillment_status"] == "delivered" and body["shipments"][0]["status"] == "delivered"
+
+
+def test_exchange_for_another_spec_at_the_same_price_ships_that_spec(hangzhou, stocked, kefu, cangchu, api):
+    large = stocked({hangzhou: 10}, code="TEE-L", price="70.00")
+    medium = stocked({hangzhou: 10}, code="TEE-M", price="70.00")
+    stocked({hangzhou: 10}, code="TEE-XL", price="80.00")
+    order = delivered_order([(large, 1)])
+    url = f"/api/v1/orders/{order.order_no}/aftersales/"
+    body = {
+        "type": "exchange",
+        "reason": "size_unfit",
+        "lines": [{"sku": "TEE-L", "quantity": 1, "exchange_to": "TEE-XL"}],
+    }
+    dearer = api.post(url, body, format="json")
+    assert dearer.status_code == 400 and "lines[0].exchange_to" in dearer.json()["fields"]
+    body["lines"][0]["exchange_to"] = "TEE-M"
+    created = api.post(url, body, format="json")
+    assert created.status_code == 201, created.json()
+    aftersale = Aftersale.objects.get(aftersale_no=created.json()["aftersale_no"])
+    aftersale_approve(aftersale=aftersale, actor=kefu)
+    aftersale_return_shipment(aftersale=aftersale, actor=SYSTEM, carrier="yuantong", tracking_no="YT1234567890777")
+    aftersale = aftersale_receive(
+        aftersale=aftersale,
+        actor=cangchu,
+        inspections=[{"sku": "TEE-L", "quantity_received": 1, "quantity_accepted": 1, "disposition": "restock"}],
+    )
+    replacement = aftersale.replacement_shipment
+    (line,) = replacement.lines.all()
+    assert line.item_code == "TEE-M" and line.order_line.sku_code == "TEE-L"
+    assert stock(medium, hangzhou) == (10, 1, 0) and stock(large, hangzhou) == (10, 0, 0)
+    shipment_ship(shipment=replacement, actor=cangchu, carrier="shunfeng", tracking_no="SF8888888888")
+    assert stock(medium, hangzhou) == (9, 0, 0)  # the medium left; the returned large is back on hand
+    assert api.get(f"/api/v1/orders/{order.order_no}/shipments/").json()[-1]["lines"] == [
+        {"sku": "TEE-M", "quantity": 1}
+    ]
+    ledger_ok()
+
+
+def test_only_an_exchange_names_another_spec(hangzhou, stocked, api):
+    stocked({hangzhou: 10}, code="TEE-M", price="70.00")
+    large = stocked({hangzhou: 10}, code="TEE-L", price="70.00")
+    order = delivered_order([(large, 1)])
+    answer = api.post(
+        f"/api/v1/orders/{order.order_no}/aftersales/",
+        {
+            "type": "return_refund",
+            "reason": "size_unfit",
+            "lines": [{"sku": "TEE-L", "quantity": 1, "exchange_to": "TEE-M"}],
+        },
+        format="json",
+    )
+    assert answer.status_code == 400 and answer.json()["code"] == "validation_error"
+    assert not Aftersale.objects.exists()
