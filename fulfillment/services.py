@@ -433,6 +433,21 @@ def _order_progress(order: Order) -> str:
     return FulfillmentStatus.SHIPPED
 
 
+def _sibling_parcel(shipment: Shipment, now: datetime) -> Shipment:
+    """A new pending parcel split off `shipment`: same warehouse, kind, customer, COD and
+    deadline (the rest of a partly shipped parcel, or one order's share of a merged one)."""
+    return Shipment.objects.create(
+        shipment_no=_new_no("P", now),
+        warehouse_id=shipment.warehouse_id,
+        kind=shipment.kind,
+        customer_mobile=shipment.customer_mobile,
+        is_cod=shipment.is_cod,
+        allocation=shipment.allocation,
+        split_from=shipment,
+        ship_by=shipment.ship_by,
+    )
+
+
 def _split_remainder(shipment: Shipment, ship_quantities: dict[int, int], now: datetime) -> Shipment | None:
     """Leave the units not shipped now in a new pending parcel of the same warehouse."""
     rest = []
@@ -442,15 +457,7 @@ def _split_remainder(shipment: Shipment, ship_quantities: dict[int, int], now: d
             rest.append((line, line.quantity - shipping))
     if not rest:
         return None
-    remainder = Shipment.objects.create(
-        shipment_no=_new_no("P", now),
-        warehouse_id=shipment.warehouse_id,
-        customer_mobile=shipment.customer_mobile,
-        is_cod=shipment.is_cod,
-        allocation=shipment.allocation,
-        split_from=shipment,
-        ship_by=shipment.ship_by,
-    )
+    remainder = _sibling_parcel(shipment, now)
     ShipmentLine.objects.bulk_create(
         [
             ShipmentLine(shipment=remainder, order_id=line.order_id, order_line_id=line.order_line_id, quantity=qty)
@@ -709,15 +716,7 @@ def shipments_readdress(*, order: Order) -> int:
 
 def _detach_order(shipment: Shipment, order: Order, now: datetime) -> Shipment:
     """Move one order's lines out of a shared parcel into a new one of their own."""
-    own = Shipment.objects.create(
-        shipment_no=_new_no("P", now),
-        warehouse_id=shipment.warehouse_id,
-        customer_mobile=order.customer_mobile,
-        is_cod=shipment.is_cod,
-        allocation=shipment.allocation,
-        split_from=shipment,
-        ship_by=shipment.ship_by,
-    )
+    own = _sibling_parcel(shipment, now)
     ShipmentLine.objects.filter(shipment=shipment, order_id=order.pk).update(shipment=own, packed_quantity=0)
     return own
 

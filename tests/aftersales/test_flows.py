@@ -20,7 +20,7 @@ from aftersales.services import (
     aftersales_run_clock,
     line_refund_amount,
 )
-from fulfillment.models import ShipmentKind
+from fulfillment.models import Shipment, ShipmentKind
 from fulfillment.services import order_allocate, shipment_deliver, shipment_ship
 from inventory.models import StockLevel
 from oms.errors import PermissionDenied
@@ -465,3 +465,25 @@ def test_only_an_exchange_names_another_spec(hangzhou, stocked, api):
     )
     assert answer.status_code == 400 and answer.json()["code"] == "validation_error"
     assert not Aftersale.objects.exists()
+
+
+def test_a_replacement_parcel_shipped_in_part_leaves_a_replacement_remainder(hangzhou, stocked, kefu, cangchu):
+    shirt = stocked({hangzhou: 10})
+    order = delivered_order([(shirt, 2)])
+    aftersale = aftersale_create(
+        order=order, actor=SYSTEM, type="resend", reason="missing_item", lines=[{"sku": shirt.code, "quantity": 2}]
+    )
+    aftersale_approve(aftersale=aftersale, actor=kefu)
+    aftersale.refresh_from_db()
+    parcel = aftersale.replacement_shipment
+    shipment_ship(
+        shipment=parcel,
+        actor=cangchu,
+        carrier="shunfeng",
+        tracking_no="SF7777777777",
+        lines=[{"sku": shirt.code, "quantity": 1}],
+    )
+    rest = Shipment.objects.get(split_from=parcel)
+    assert rest.kind == ShipmentKind.REPLACEMENT  # not an order parcel: it does not wait for 待发货
+    shipment_ship(shipment=rest, actor=cangchu, carrier="shunfeng", tracking_no="SF7777777778")
+    assert stock(shirt, hangzhou) == (6, 0, 0)
