@@ -4,6 +4,8 @@ A row operations staff can edit in the admin; re-running is harmless (matched by
 
 from django.db import migrations
 
+from oms.beat import schedules_install, schedules_remove
+
 SCHEDULES = [
     (
         "售后时限",
@@ -15,18 +17,11 @@ SCHEDULES = [
 
 
 def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, seconds, description in SCHEDULES:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": interval, "description": description, "enabled": True}
-        )
+    schedules_install(apps, SCHEDULES)
 
 
 def remove(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[name for name, *_ in SCHEDULES]).delete()
+    schedules_remove(apps, SCHEDULES)
 
 
 class Migration(migrations.Migration):

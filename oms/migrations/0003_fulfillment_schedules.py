@@ -4,6 +4,8 @@ staff can edit in the admin. Re-running is harmless: rows are matched by name.
 
 from django.db import migrations
 
+from oms.beat import schedules_install, schedules_remove
+
 # (name, task, every seconds, description)
 SCHEDULES = [
     ("分仓：补分配待发货订单", "fulfillment.tasks.allocate_pending_orders", 60, "每分钟：分配丢失消息或过了释放延迟的待发货订单"),
@@ -14,18 +16,11 @@ SCHEDULES = [
 
 
 def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, seconds, description in SCHEDULES:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": interval, "description": description, "enabled": True}
-        )
+    schedules_install(apps, SCHEDULES)
 
 
 def remove(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[name for name, *_ in SCHEDULES]).delete()
+    schedules_remove(apps, SCHEDULES)
 
 
 class Migration(migrations.Migration):

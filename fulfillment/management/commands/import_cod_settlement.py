@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from fulfillment.cod import CodRowStatus, cod_settlement_import, cod_settlement_rows_read
+from fulfillment.management.staff import staff_actor
 from oms.errors import ValidationFailed
 from orders.events import Actor
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="act as this staff user (财务); default: the system")
 
     def handle(self, *args, file: Path, user: str | None, **options):
-        actor = self.actor(user) if user else Actor.system(f"import_cod_settlement:{file.name}")
+        actor = staff_actor(user) if user else Actor.system(f"import_cod_settlement:{file.name}")
         try:
             with file.open("rb") as handle:
                 rows = cod_settlement_rows_read(handle, name=file.name)
@@ -45,9 +45,3 @@ class Command(BaseCommand):
         )
         if problems:
             raise CommandError(f"{len(problems)} of {len(results)} rows need a look.")
-
-    def actor(self, username: str) -> Actor:
-        user = get_user_model().objects.filter(username=username, is_active=True, is_staff=True).first()
-        if user is None:
-            raise CommandError(f"No active staff user {username!r}.")
-        return Actor.staff(user)

@@ -6,10 +6,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from fulfillment.imports import RowResult, RowStatus, shipment_rows_read, shipments_import
+from fulfillment.management.staff import staff_actor
 from oms.errors import ValidationFailed
 from orders.events import Actor
 
@@ -66,7 +66,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     def handle(self, *args, file: Path, user: str | None, no_progress: bool, **options):
-        actor = self.actor(user) if user else Actor.system(f"import_shipments:{file.name}")
+        actor = staff_actor(user) if user else Actor.system(f"import_shipments:{file.name}")
         try:
             with file.open("rb") as handle:
                 rows = shipment_rows_read(handle, name=file.name)
@@ -86,9 +86,3 @@ class Command(BaseCommand):
         )
         if failed:
             raise CommandError(f"{len(failed)} of {len(results)} rows failed; fix them and import the file again.")
-
-    def actor(self, username: str) -> Actor:
-        user = get_user_model().objects.filter(username=username, is_active=True, is_staff=True).first()
-        if user is None:
-            raise CommandError(f"No active staff user {username!r}.")
-        return Actor.staff(user)
