@@ -45,7 +45,11 @@ def test_customer_service_cancels_through_the_confirmation_page_and_exports_the_
 
 
 def test_customer_service_resolves_a_logistics_exception_from_the_queue(
-    live_server, staff_login, hangzhou, stocked, page  # noqa: F811 (the fixtures imported above)
+    live_server,
+    staff_login,
+    hangzhou,
+    stocked,
+    page,  # noqa: F811 (the fixtures imported above)
 ):
     order = order_for([(stocked({hangzhou: 5}), 1)])
     (parcel,) = allocated(order)
