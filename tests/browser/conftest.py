@@ -14,6 +14,8 @@ import pytest
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
+from tests.fulfillment.conftest import hangzhou, stocked  # noqa: E402,F401 (fixtures for the parcel flows)
+
 
 @pytest.fixture
 def browser(monkeypatch):

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from fulfillment.models import LogisticsException
 from fulfillment.services import logistics_exception_open, shipment_ship
 from orders.models import Order
-from tests.fulfillment.conftest import SYSTEM, allocated, hangzhou, order_for, stocked  # noqa: F401 (fixtures)
+from tests.fulfillment.conftest import SYSTEM, allocated, order_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -49,7 +49,7 @@ def test_customer_service_resolves_a_logistics_exception_from_the_queue(
     staff_login,
     hangzhou,
     stocked,
-    page,  # noqa: F811 (the fixtures imported above)
+    page,
 ):
     order = order_for([(stocked({hangzhou: 5}), 1)])
     (parcel,) = allocated(order)
