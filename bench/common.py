@@ -627,6 +627,9 @@ class MachineLoad:
     wall_s: float = 0.0
     busy_s: float = 0.0
     ours_s: float = 0.0
+    client_s: float = 0.0
+    server_s: float = 0.0
+    postgres_s: float = 0.0
     load_averages: list[str] = field(default_factory=list)
     readable: bool = True
 
@@ -655,11 +658,10 @@ class MachineLoad:
 
         self.wall_s += after.at - before.at
         self.busy_s += after.machine - before.machine
-        self.ours_s += (
-            used(before.gunicorn, after.gunicorn)
-            + used(before.postgres, after.postgres)
-            + (after.client - before.client)
-        )
+        self.client_s += after.client - before.client
+        self.server_s += used(before.gunicorn, after.gunicorn)
+        self.postgres_s += used(before.postgres, after.postgres)
+        self.ours_s = self.client_s + self.server_s + self.postgres_s
 
     @property
     def others_cores(self) -> float:
@@ -672,7 +674,9 @@ class MachineLoad:
             return f"load average (1 min) at its start: {loads}; CPU accounting n/a (no /proc)"
         return (
             f"machine busy {self.busy_s / (self.wall_s * self.cpus):.0%} of {self.cpus} cores;"
-            f" this benchmark {self.ours_s:.1f} core-s, other processes"
+            f" this benchmark {self.ours_s:.1f} core-s (client {self.client_s:.1f}"
+            + (f", gunicorn {self.server_s:.1f}" if self.server_s else "")
+            + f", PostgreSQL backends {self.postgres_s:.1f}), other processes"
             f" {max(self.busy_s - self.ours_s, 0.0):.1f} core-s = {self.others_cores:.2f} cores on average;"
             f" load average (1 min) at its start: {loads}"
         )

@@ -23,7 +23,7 @@ from orders.services import Actor, order_pay, order_revive
 
 from ..errors import GatewayNotConfigured
 from ..gateways import get_gateway
-from ..gateways.base import NotifyMessage, VerificationError
+from ..gateways.base import Gateway, NotifyMessage, VerificationError
 from ..models import (
     Payment,
     PaymentNotification,
@@ -31,7 +31,7 @@ from ..models import (
     Refund,
 )
 from .cases import case_open
-from .money import lock_order, record_extra_money
+from .money import record_extra_money
 from .refunds import refund_mark_failed, refund_mark_succeeded, refund_request
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def payment_receive_notification(
         )
         return NotifyResult(row, accepted=False)
     try:
-        message = get_gateway(channel).parse_notify(body=body, headers=headers, now=now)
+        gateway = get_gateway(channel)
+        message = gateway.parse_notify(body=body, headers=headers, now=now)
     except (VerificationError, GatewayNotConfigured) as err:
         # A channel with no credentials and the sandbox off has no key to verify against, so
         # nothing it is sent can be genuine: refused like a bad signature, never applied.
@@ -87,24 +88,13 @@ def payment_receive_notification(
         )
         return NotifyResult(row, accepted=False)
 
-    try:
-        with transaction.atomic():
-            inbox = PaymentNotification.objects.create(
-                channel=channel,
-                dedupe_key=message.dedupe_key,
-                kind=message.kind,
-                raw_body=raw,
-                headers=headers,
-                verified=True,
-                out_trade_no=message.out_trade_no,
-            )
-    except IntegrityError:
-        inbox = PaymentNotification.objects.get(
-            ~Q(outcome=Outcome.DUPLICATE), channel=channel, dedupe_key=message.dedupe_key, verified=True
-        )
+    inbox, created = _store(channel=channel, message=message, raw=raw, headers=headers)
     with transaction.atomic():
-        original = PaymentNotification.objects.select_for_update().get(pk=inbox.pk)
-        if original.outcome != Outcome.PENDING:
+        # The inbox row's lock decides who applies it: a retry arriving meanwhile waits here.
+        locked = PaymentNotification.objects.select_for_update().filter(pk=inbox.pk)
+        if not created or locked.values_list("outcome", flat=True).get() != Outcome.PENDING:
+            inbox = locked.get()
+        if inbox.outcome != Outcome.PENDING:
             duplicate = PaymentNotification.objects.create(
                 channel=channel,
                 dedupe_key=message.dedupe_key,
@@ -114,20 +104,50 @@ def payment_receive_notification(
                 verified=True,
                 out_trade_no=message.out_trade_no,
                 outcome=Outcome.DUPLICATE,
-                outcome_note=f"#{original.pk}",
-                payment=original.payment,
-                order=original.order,
+                outcome_note=f"#{inbox.pk}",
+                payment=inbox.payment,
+                order=inbox.order,
                 processed_at=timezone.now(),
             )
             return NotifyResult(duplicate, accepted=True)
-        _apply_message(original, message)
-        original.processed_at = timezone.now()
+        _apply_message(inbox, message, gateway)
+        inbox.processed_at = timezone.now()
         # What applying it decided; the raw body and headers were stored on receipt.
-        original.save(update_fields=["outcome", "outcome_note", "payment", "order", "processed_at"])
-    return NotifyResult(original, accepted=True)
+        inbox.save(update_fields=["outcome", "outcome_note", "payment", "order", "processed_at"])
+    return NotifyResult(inbox, accepted=True)
 
 
-def _apply_message(inbox: PaymentNotification, message: NotifyMessage) -> None:
+def _store(
+    *, channel: str, message: NotifyMessage, raw: str, headers: dict[str, str]
+) -> tuple[PaymentNotification, bool]:
+    """The verified notify in the inbox, committed before it is applied; (row, created).
+
+    A second copy of a notify already stored (the gateway retries) finds the first one's row.
+    Outside a transaction the INSERT commits by itself (one round trip, no BEGIN/COMMIT);
+    inside a caller's, a savepoint keeps a duplicate's IntegrityError from breaking it.
+    """
+    fields = {
+        "channel": channel,
+        "dedupe_key": message.dedupe_key,
+        "kind": message.kind,
+        "raw_body": raw,
+        "headers": headers,
+        "verified": True,
+        "out_trade_no": message.out_trade_no,
+    }
+    try:
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():
+                return PaymentNotification.objects.create(**fields), True
+        return PaymentNotification.objects.create(**fields), True
+    except IntegrityError:
+        found = PaymentNotification.objects.get(
+            ~Q(outcome=Outcome.DUPLICATE), channel=channel, dedupe_key=message.dedupe_key, verified=True
+        )
+        return found, False
+
+
+def _apply_message(inbox: PaymentNotification, message: NotifyMessage, gateway: Gateway) -> None:
     if message.kind == "refund":
         _apply_refund_notice(inbox, message)
     elif message.kind == "payment" and message.succeeded:
@@ -141,6 +161,7 @@ def _apply_message(inbox: PaymentNotification, message: NotifyMessage) -> None:
             app_id=message.app_id,
             inbox=inbox,
             source="notify",
+            gateway=gateway,
         )
     else:
         inbox.outcome = Outcome.IGNORED
@@ -158,19 +179,21 @@ def apply_success(
     app_id: str,
     inbox: PaymentNotification | None,
     source: str,
+    gateway: Gateway | None = None,
 ) -> str:
     """The gateway says `out_trade_no` was paid `amount`. Decide what that means, under lock.
 
-    Returns the outcome. Must run inside a transaction.
+    Returns the outcome. Must run inside a transaction. `gateway` is the channel's adapter when
+    the caller already has it (the notify verified with it).
     """
     outcome_note = ""
-    found = next(
-        iter(
-            Payment.objects.filter(out_trade_no=out_trade_no, channel=channel)
-            .order_by()
-            .values_list("order_id", flat=True)[:1]
-        ),
-        None,
+    # The attempt's order, found and locked in one statement (the order row lock comes first,
+    # before the payment's, as everywhere).
+    order = (
+        Order.objects.select_for_update(of=("self",))
+        .filter(payments__out_trade_no=out_trade_no, payments__channel=channel)
+        .order_by()
+        .first()
     )
     ids = {"gateway_trade_no": gateway_trade_no, "source": source}
 
@@ -180,7 +203,7 @@ def apply_success(
             inbox.payment, inbox.order = payment, order
         return outcome
 
-    if found is None:
+    if order is None:
         case_open(
             type=CaseType.UNKNOWN_ORDER,
             dedupe_key=f"unknown:{channel}:{out_trade_no}:{gateway_trade_no}",
@@ -193,9 +216,8 @@ def apply_success(
         )
         return finish(Outcome.CASE_OPENED, "unknown out_trade_no")
 
-    order = lock_order(found)
     payment = Payment.objects.select_for_update().get(out_trade_no=out_trade_no)
-    gateway = get_gateway(channel)
+    gateway = gateway or get_gateway(channel)
     if (merchant_id, app_id) != (gateway.merchant_id, gateway.app_id):
         case_open(
             type=CaseType.MERCHANT_MISMATCH,

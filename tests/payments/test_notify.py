@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from oms.errors import InvalidTransition
@@ -77,16 +78,40 @@ def test_valid_alipay_notify_applies_once(gateways, order):
 def test_an_applied_notify_is_a_fixed_number_of_queries(gateways, order, django_assert_max_num_queries):
     payment = attempt(order)
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
-    # The inbox row in its own transaction (SAVEPOINT, INSERT, RELEASE here, inside the test's
-    # transaction); then SAVEPOINT, the inbox row locked, the payment's order id, the order and
-    # the payment locked, the payment's new status, the order paid and approved in one UPDATE,
-    # both events in one INSERT, the inbox outcome, RELEASE. It was 18 before (the order locked
-    # twice, saved twice, an INSERT per event).
-    with django_assert_max_num_queries(13):
+    # The inbox row in its own savepoint (SAVEPOINT, INSERT, RELEASE here, inside the test's
+    # transaction); then SAVEPOINT, the inbox row's outcome locked, the order found through its
+    # payment and locked, the payment locked, the payment's new status, the order paid and
+    # approved in one UPDATE, both events in one INSERT, the inbox outcome, RELEASE. It was 18,
+    # then 13 (the order's id read before locking it, the whole inbox row read again).
+    with django_assert_max_num_queries(12):
         assert post_alipay(body).content == b"success"
     order.refresh_from_db()
     assert order.status == "awaiting_shipment"
     assert list(order.events.order_by("id").values_list("type", flat=True))[-2:] == ["pay", "approve"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_applied_notify_outside_a_transaction_is_ten_statements(gateways, order):
+    """As the endpoint runs in production (autocommit, no outer transaction): the inbox INSERT
+    commits by itself, then one transaction BEGIN .. COMMIT around the 8 statements above."""
+    payment = attempt(order)
+    body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
+    with CaptureQueriesContext(connections["default"]) as queries:
+        assert post_alipay(body).content == b"success"
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    assert statements == [
+        "INSERT",
+        "BEGIN",
+        "SELECT",
+        "SELECT",
+        "SELECT",
+        "UPDATE",
+        "UPDATE",
+        "INSERT",
+        "UPDATE",
+        "COMMIT",
+    ]
+    assert PaymentNotification.objects.get().outcome == "applied"
 
 
 def test_valid_wechat_notify_applies_once(gateways, order):
