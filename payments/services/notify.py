@@ -189,11 +189,13 @@ def apply_success(
     outcome_note = ""
     # The attempt's order, found and locked in one statement (the order row lock comes first,
     # before the payment's, as everywhere).
-    order = (
-        Order.objects.select_for_update(of=("self",))
-        .filter(payments__out_trade_no=out_trade_no, payments__channel=channel)
-        .order_by()
-        .first()
+    order = next(
+        iter(
+            Order.objects.select_for_update(of=("self",))
+            .filter(payments__out_trade_no=out_trade_no, payments__channel=channel)
+            .order_by()[:1]
+        ),
+        None,
     )
     ids = {"gateway_trade_no": gateway_trade_no, "source": source}
 
