@@ -373,20 +373,38 @@ def stock_receive(
 
 def stock_release_for_orders(*, order_ids: list[int]) -> int:
     """Set-based release for many orders at once (the timeout sweep): a constant number of
-    queries whatever the number of orders, lines or stock rows. Stock rows are still locked
-    in primary-key order first, so this cannot deadlock with order_create. The caller holds
-    the orders' row locks (the sweep claims them), so no other release of these lines runs.
+    queries whatever the number of orders, lines or stock rows.
+
+    The caller holds the orders' row locks (the sweep claims them), so nothing else can move
+    these orders' reservations: they are marked released first, in one UPDATE that returns
+    their stock rows and quantities. Only then are the stock rows locked, in primary-key order
+    like order_create locks them (so the two cannot deadlock), and given back their units in
+    one UPDATE; the hot stock rows stay locked from here to the caller's COMMIT only.
     """
-    active = Reservation.objects.filter(order_line__order_id__in=order_ids, status=Reservation.Status.ACTIVE)
-    per_level = dict(active.order_by().values_list("stock_level_id").annotate(units=Sum("quantity")))
+    if not order_ids:
+        return 0
+    reservation = Reservation._meta
+    line = reservation.get_field("order_line").related_model._meta
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(order_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(reservation.db_table)} SET {quote('status')} = %s, {quote('updated_at')} = %s"
+            f" WHERE {quote('status')} = %s AND {quote('order_line_id')} IN"
+            f" (SELECT {quote(line.pk.column)} FROM {quote(line.db_table)} WHERE {quote('order_id')} IN ({marks}))"
+            f" RETURNING {quote('stock_level_id')}, {quote('quantity')}",
+            [Reservation.Status.RELEASED, timezone.now(), Reservation.Status.ACTIVE, *order_ids],
+        )
+        released = cursor.fetchall()
+    per_level: dict[int, int] = defaultdict(int)
+    for stock_level_id, quantity in released:
+        per_level[stock_level_id] += quantity
     if not per_level:
         return 0
     list(StockLevel.objects.select_for_update().filter(pk__in=list(per_level)).order_by("pk").values_list("pk"))
-    now = timezone.now()
     StockLevel.objects.filter(pk__in=list(per_level)).update(
         reserved=F("reserved")
         - Case(*[When(pk=pk, then=Value(units)) for pk, units in per_level.items()], output_field=IntegerField()),
-        updated_at=now,
+        updated_at=timezone.now(),
     )
-    active.update(status=Reservation.Status.RELEASED, updated_at=now)
     return sum(per_level.values())

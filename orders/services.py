@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -748,23 +749,20 @@ def orders_close_timed_out(
     """
     sources = transition_sources(Order.cancel) & {OrderStatus.PENDING_PAYMENT}
     with transaction.atomic(savepoint=False):
-        ids = list(
+        # The claim reads what the rest of the batch needs (customers, coupons): no second read.
+        claimed = list(
             candidates.select_for_update(skip_locked=True)
             .order_by("payment_deadline")
-            .values_list("pk", flat=True)[:batch_size]
+            .values_list("pk", "customer_mobile", "coupon_id")[:batch_size]
         )
-        if not ids:
+        if not claimed:
             return []
+        ids = [pk for pk, _mobile, _coupon in claimed]
         Order.objects.filter(pk__in=ids, status__in=sources).update(
             status=OrderStatus.CANCELLED, cancel_reason=CancelReason.TIMEOUT, cancelled_at=now, updated_at=now
         )
-        coupons = (
-            Order.objects.filter(pk__in=ids, coupon__isnull=False)
-            .order_by()
-            .values_list("coupon_id")
-            .annotate(uses=Count("pk"))
-        )
-        for coupon_id, uses in coupons:
+        coupons = Counter(coupon_id for _pk, _mobile, coupon_id in claimed if coupon_id is not None)
+        for coupon_id, uses in sorted(coupons.items()):
             Coupon.objects.filter(pk=coupon_id).update(used_count=Greatest(F("used_count") - uses, 0))
         order_events_record_many(
             order_ids=ids,
@@ -775,8 +773,7 @@ def orders_close_timed_out(
             reason=str(CancelReason.TIMEOUT.label),
             reason_code=CancelReason.TIMEOUT.value,
         )
-        mobiles = set(Order.objects.filter(pk__in=ids).values_list("customer_mobile", flat=True))
-        customer_risk_refresh(mobiles=mobiles, now=now)
+        customer_risk_refresh(mobiles={mobile for _pk, mobile, _coupon in claimed}, now=now)
         if on_closed is not None:
             on_closed(ids)
         stock_release_for_orders(order_ids=ids)
