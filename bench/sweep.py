@@ -534,7 +534,9 @@ def statement_kind(statement: str) -> str:
     return kind
 
 
-CLAIM = "SELECT orders_order ... FOR UPDATE SKIP LOCKED"  # _close_batch claims its rows: a batch starts
+# A batch starts where the sweep claims its rows (FOR UPDATE SKIP LOCKED): once a SELECT before
+# the UPDATE that closed them, now the UPDATE itself.
+CLAIMS = {"SELECT orders_order ... FOR UPDATE SKIP LOCKED", "UPDATE orders_order ... FOR UPDATE SKIP LOCKED"}
 STOCK_LOCK = "SELECT inventory_stocklevel ... FOR UPDATE"  # stock_release_for_orders locks the stock rows
 
 
@@ -570,7 +572,7 @@ class StatementLog:
     def __call__(self, execute: Callable[..., Any], statement: str, params: Any, many: bool, context: Any) -> Any:
         kind = statement_kind(statement)
         began = time.perf_counter()
-        if kind == CLAIM:
+        if kind in CLAIMS:
             self.batches.append(Batch(began=began, statements_before=self.count))
         elif kind == STOCK_LOCK and self.batches:
             self.batches[-1].stock_locked_at = began
@@ -816,12 +818,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print("ratio : n/a (a run closed no orders)")
         print(
-            "beyond the floor, each batch: claims its rows (SELECT ... FOR UPDATE SKIP LOCKED, excluding orders with"
-            " open or paid attempts by NOT EXISTS), UPDATEs them, gives back coupon uses, INSERTs one cancel event"
-            " per order, queues the closed-order notice (reads the after_closed rules, INSERTs one reminder per"
-            " order and rule), refreshes the risk flags of the batch's customers set-based (a count query, a read of"
-            " the existing flags, one upsert), and releases stock last (the lines read, reservations summed per"
-            " stock row, stock rows locked and updated, reservations marked released)"
+            "beyond the floor, each batch: claims and closes its rows in one UPDATE (a sub-SELECT ... FOR UPDATE"
+            " SKIP LOCKED, excluding orders with open or paid attempts by NOT EXISTS, RETURNING customer and coupon),"
+            " gives back coupon uses, INSERTs one cancel event per order, queues the closed-order notice (reads the"
+            " after_closed rules, INSERTs one reminder per order and rule), refreshes the risk flags of the batch's"
+            " customers set-based (a count query, a read of the existing flags, one upsert, one UPDATE of counts),"
+            " and releases stock last (reservations marked released by one UPDATE ... RETURNING, then the stock"
+            " rows locked and updated)"
         )
 
         after = database_state(url)

@@ -131,7 +131,12 @@ class Reservation(models.Model):
     class Meta:
         verbose_name = _("库存预占")
         verbose_name_plural = _("库存预占")
-        indexes = [models.Index(fields=["status"])]
+        # Only active reservations are looked up by status (the admin's filter, a stock row's
+        # units on hold); released and consumed ones, almost all of them, are never. A partial
+        # index leaves them out, so releasing or consuming one writes no entry into it.
+        indexes = [
+            models.Index(fields=["stock_level"], condition=Q(status="active"), name="inventory_reservation_active"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_line_id}:{self.stock_level_id}x{self.quantity}"

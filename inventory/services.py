@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import Case, F, IntegerField, Sum, Value, When
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from oms.bulk import update_per_pk
 from oms.errors import DomainError, InsufficientStock, ValidationFailed, require_permission
 
 from .models import Reservation, Sku, StockLevel, StockMovement, Warehouse
@@ -378,8 +379,9 @@ def stock_release_for_orders(*, order_ids: list[int]) -> int:
     The caller holds the orders' row locks (the sweep claims them), so nothing else can move
     these orders' reservations: they are marked released first, in one UPDATE that returns
     their stock rows and quantities. Only then are the stock rows locked, in primary-key order
-    like order_create locks them (so the two cannot deadlock), and given back their units in
-    one UPDATE; the hot stock rows stay locked from here to the caller's COMMIT only.
+    like order_create locks them (so the two cannot deadlock), read under that lock and given
+    back their units in one UPDATE; the hot stock rows stay locked from here to the caller's
+    COMMIT only.
     """
     if not order_ids:
         return 0
@@ -401,10 +403,13 @@ def stock_release_for_orders(*, order_ids: list[int]) -> int:
         per_level[stock_level_id] += quantity
     if not per_level:
         return 0
-    list(StockLevel.objects.select_for_update().filter(pk__in=list(per_level)).order_by("pk").values_list("pk"))
-    StockLevel.objects.filter(pk__in=list(per_level)).update(
-        reserved=F("reserved")
-        - Case(*[When(pk=pk, then=Value(units)) for pk, units in per_level.items()], output_field=IntegerField()),
-        updated_at=timezone.now(),
+    held = StockLevel.objects.select_for_update().filter(pk__in=list(per_level)).order_by("pk")
+    now = timezone.now()
+    update_per_pk(
+        StockLevel,
+        {
+            pk: {"reserved": reserved - per_level[pk], "updated_at": now}
+            for pk, reserved in held.values_list("pk", "reserved")
+        },
     )
     return sum(per_level.values())

@@ -1,8 +1,9 @@
-"""Set-based inserts for the sweeps: one row per id, built by the database, not in Python."""
+"""Set-based writes for the sweeps: many rows in one statement, without a model instance per row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.db import connection
 from django.db.models import ForeignKey, Model
@@ -47,4 +48,56 @@ def insert_per_id(template: Model, *, per: str, ids: Sequence[int], ignore_confl
         statement += " ON CONFLICT DO NOTHING"
     with connection.cursor() as cursor:
         cursor.execute(statement, [*params, *ids])
+        return cursor.rowcount
+
+
+def upsert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]], *, unique: str, update: Sequence[str]) -> int:
+    """INSERT `rows` (dicts of field name -> value, all with the same names) in one statement;
+    a row whose `unique` field is already taken updates the `update` fields of that row instead.
+
+    What bulk_create(update_conflicts=True) writes, without a model instance per row: each
+    value is prepared as save() would prepare it. Returns the rows written.
+    """
+    if not rows:
+        return 0
+    meta = model._meta
+    fields = [meta.get_field(name) for name in rows[0]]
+    quote = connection.ops.quote_name
+    row = f"({', '.join(['%s'] * len(fields))})"
+    updates = ", ".join(
+        f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}" for name in update
+    )
+    statement = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+        f" VALUES {', '.join([row] * len(rows))}"
+        f" ON CONFLICT ({quote(meta.get_field(unique).column)}) DO UPDATE SET {updates}"
+    )
+    params = [field.get_db_prep_save(values[field.name], connection) for values in rows for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+def update_per_pk(model: type[Model], values: Mapping[Any, Mapping[str, Any]]) -> int:
+    """One UPDATE giving each row, by primary key, its own values (`{pk: {field name: value}}`,
+    the same names for every row): ``SET column = CASE pk WHEN .. THEN .. END``.
+
+    The caller decides the values, so it holds the rows' locks when they depend on what the
+    rows held. Returns the rows updated.
+    """
+    if not values:
+        return 0
+    meta = model._meta
+    quote = connection.ops.quote_name
+    pk = quote(meta.pk.column)
+    names = list(next(iter(values.values())))
+    sets, params = [], []
+    for name in names:
+        field = meta.get_field(name)
+        sets.append(f"{quote(field.column)} = CASE {pk}{' WHEN %s THEN %s' * len(values)} END")
+        for key, row in values.items():
+            params += [key, field.get_db_prep_save(row[name], connection)]
+    statement = f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} WHERE {pk} IN ({', '.join(['%s'] * len(values))})"
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, *values])
         return cursor.rowcount

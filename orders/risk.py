@@ -4,7 +4,6 @@ delivery until staff clear the flag, with a reason.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -13,6 +12,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from oms.bulk import update_per_pk, upsert_rows
 from oms.errors import ValidationFailed, require_permission
 
 from .models import CancelReason, CustomerRiskFlag, Order
@@ -22,8 +22,9 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
     """Flag customers with OMS_RISK_TIMEOUT_CLOSES timeout closes within OMS_RISK_WINDOW_DAYS.
 
     Set-based (a handful of queries whatever the number of customers): one count, one read
-    of the existing flags, one upsert, one UPDATE per distinct new count of flags already up. A flag that staff cleared only comes back for closes
-    after it was cleared. Returns the number of customers newly flagged.
+    of the existing flags, one upsert of the new ones, one UPDATE of the counts of those
+    already up. A flag that staff cleared only comes back for closes after it was cleared.
+    Returns the number of customers newly flagged.
     """
     now = now or timezone.now()
     window_start = now - timedelta(days=settings.OMS_RISK_WINDOW_DAYS)
@@ -50,11 +51,15 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
         elif cleared_at is not None:
             cleared.append(mobile)
 
+    reasons: dict[int, str] = {}  # counts are small numbers: each text is made once
+
     def reason(count: int) -> str:
-        return _("%(days)d 天内 %(n)d 个订单超时未付款被关闭或拒收") % {
-            "days": settings.OMS_RISK_WINDOW_DAYS,
-            "n": count,
-        }
+        if count not in reasons:
+            reasons[count] = _("%(days)d 天内 %(n)d 个订单超时未付款被关闭或拒收") % {
+                "days": settings.OMS_RISK_WINDOW_DAYS,
+                "n": count,
+            }
+        return reasons[count]
 
     if cleared:
         since_clearing = dict(
@@ -70,33 +75,35 @@ def customer_risk_refresh(*, mobiles: set[str], now: datetime | None = None) -> 
         for mobile in cleared:
             candidates[mobile] = since_clearing.get(mobile, 0)
     to_flag = [
-        CustomerRiskFlag(
-            mobile=mobile,
-            active=True,
-            timeout_closes=count,
-            flagged_at=now,
-            reason=reason(count),
-            cleared_at=None,
-            cleared_by=None,
-            clear_reason="",
-        )
+        {
+            "mobile": mobile,
+            "active": True,
+            "timeout_closes": count,
+            "flagged_at": now,
+            "reason": reason(count),
+            "cleared_at": None,
+            "cleared_by": None,
+            "clear_reason": "",
+        }
         for mobile, count in candidates.items()
         if mobile not in active and count >= threshold
     ]
-    CustomerRiskFlag.objects.bulk_create(
+    upsert_rows(
+        CustomerRiskFlag,
         to_flag,
-        update_conflicts=True,
-        unique_fields=["mobile"],
-        update_fields=["active", "timeout_closes", "flagged_at", "reason", "cleared_at", "cleared_by", "clear_reason"],
+        unique="mobile",
+        update=["active", "timeout_closes", "flagged_at", "reason", "cleared_at", "cleared_by", "clear_reason"],
     )
-    # Flags already up keep their flagged_at; their count follows the window. One UPDATE per
-    # distinct count (a handful: counts are small numbers), not a CASE WHEN per customer.
-    by_count: dict[int, list[int]] = defaultdict(list)
-    for mobile, pk in active.items():
-        if counted[pk] != candidates[mobile]:
-            by_count[candidates[mobile]].append(pk)
-    for count, pks in sorted(by_count.items()):
-        CustomerRiskFlag.objects.filter(pk__in=pks).update(timeout_closes=count, reason=reason(count))
+    # Flags already up keep their flagged_at (and whatever staff do to them meanwhile): only
+    # their count, which follows the window, and its reason change.
+    update_per_pk(
+        CustomerRiskFlag,
+        {
+            pk: {"timeout_closes": candidates[mobile], "reason": reason(candidates[mobile])}
+            for mobile, pk in active.items()
+            if counted[pk] != candidates[mobile]
+        },
+    )
     return len(to_flag)
 
 
