@@ -117,8 +117,12 @@ def test_sweep_is_set_based(create_order, make_sku, order_body, settings):
         return len(captured)
 
     few, many = queries_to_close(3), queries_to_close(40)
-    assert few == many  # a constant number of queries, whatever the batch size
-    assert many <= 18
+    assert few == many, (few, many)  # a constant number of queries, whatever the batch size
+    # The gateway check; per batch the claim-and-close UPDATE, the events, the risk count, the
+    # flags read and upserted, the closed-notice rules and reminders, the reservations released,
+    # the stock rows locked and updated. It was 18 (the claim and the close apart, the batch's
+    # customers and coupons read again, the reservations summed before they were released).
+    assert many <= 13, many
     assert sum(StockLevel.objects.values_list("reserved", flat=True)) == 0
     assert OrderEvent.objects.filter(type="cancel").count() == 43
     assert CustomerRiskFlag.objects.filter(active=True).count() == 43
