@@ -10,9 +10,10 @@ HTTP   N orders (default 2,000) are POSTed to ``/api/v1/orders/`` on a real guni
 
 floor  The same N orders (same SKUs and quantities, order by order) written with raw SQL through
        psycopg2 by C threads, each with its own connection, one transaction per order:
-       ``SELECT ... FOR UPDATE`` the SKUs' stock rows ordered by id, ``UPDATE`` their
-       ``reserved``, ``INSERT`` the order, its lines, one reservation per line and the "created"
-       event, ``COMMIT``. These are the rows the API writes; the floor leaves out everything
+       ``INSERT`` the order, its lines and the "created" event, then (in the order the service
+       takes them, shared rows last) ``SELECT ... FOR UPDATE`` the SKUs' stock rows ordered by
+       id, ``UPDATE`` their ``reserved``, ``INSERT`` one reservation per line, ``COMMIT``.
+       These are the rows the API writes; the floor leaves out everything
        else the API does (API key and throttle, the idempotency and SKU reads, validation,
        building the answer, HTTP, JSON, Django), so it is the rate the API could approach.
 
@@ -276,6 +277,10 @@ def fingerprint(external_id: str, lines: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class FloorStockShort(Exception):
+    """A floor order found too little stock (its transaction is rolled back)."""
+
+
 class SqlClient:
     """One psycopg2 connection; each order is one transaction writing the API's rows."""
 
@@ -345,7 +350,29 @@ class SqlClient:
             "created_at": now,
             "updated_at": now,
         }
-        with self.conn, self.conn.cursor() as cur:  # one transaction: COMMIT on success, ROLLBACK on error
+        try:
+            self._write(order, skus, quantities, line_totals, breakdown, now)
+        except FloorStockShort as short:
+            return f"insufficient stock for {short}"
+        return None
+
+    def _write(self, order, skus, quantities, line_totals, breakdown, now) -> None:
+        """One transaction: the order, its lines and event, then (as order_create does) the stock
+        rows locked last and their reservations, so each order holds them as briefly as the API."""
+        with self.conn, self.conn.cursor() as cur:  # COMMIT on success, ROLLBACK on error
+            cur.execute(INSERT_ORDER, order)
+            (order_id,) = cur.fetchone()
+            inserted = execute_values(
+                cur,
+                INSERT_LINES,
+                [
+                    (order_id, sku.id, sku.code, sku.name, sku.spec, sku.price, quantity, total, ZERO)
+                    for sku, quantity, total in zip(skus, quantities, line_totals, strict=True)
+                ],
+                fetch=True,
+            )
+            line_by_sku = {sku_id: line_id for line_id, sku_id in inserted}
+            cur.execute(INSERT_EVENT, (order_id, self.storefront_code, Json({**breakdown, "review_flags": []}), now))
             cur.execute(LOCK_STOCK, ([sku.id for sku in skus],))
             available: dict[int, list[tuple[int, int]]] = defaultdict(list)
             for level_id, sku_id, free in cur.fetchall():
@@ -359,22 +386,10 @@ class SqlClient:
                         takes[sku.id].append((level_id, take))
                         wanted -= take
                 if wanted:
-                    return f"insufficient stock for {sku.code}"
+                    raise FloorStockShort(sku.code)  # rolls the order back
             level_ids = [level_id for per_sku in takes.values() for level_id, _ in per_sku]
             units = [take for per_sku in takes.values() for _, take in per_sku]
             cur.execute(RESERVE_STOCK, (level_ids, units))
-            cur.execute(INSERT_ORDER, order)
-            (order_id,) = cur.fetchone()
-            inserted = execute_values(
-                cur,
-                INSERT_LINES,
-                [
-                    (order_id, sku.id, sku.code, sku.name, sku.spec, sku.price, quantity, total, ZERO)
-                    for sku, quantity, total in zip(skus, quantities, line_totals, strict=True)
-                ],
-                fetch=True,
-            )
-            line_by_sku = {sku_id: line_id for line_id, sku_id in inserted}
             execute_values(
                 cur,
                 INSERT_RESERVATIONS,
@@ -384,8 +399,6 @@ class SqlClient:
                     for level_id, take in per_sku
                 ],
             )
-            cur.execute(INSERT_EVENT, (order_id, self.storefront_code, Json({**breakdown, "review_flags": []}), now))
-        return None
 
     def close(self) -> None:
         self.conn.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -84,6 +85,12 @@ class StorefrontRateThrottle(throttling.SimpleRateThrottle):
     """
 
     scope = "storefront"
+
+    @property
+    def cache(self):
+        # The configured backend itself: DRF's class attribute is django.core.cache.cache, a
+        # proxy that is never a RedisCache, so the one-round-trip path below was never taken.
+        return caches[DEFAULT_CACHE_ALIAS]
 
     def allow_request(self, request, view):
         if self.rate is None:

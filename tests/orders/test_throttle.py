@@ -34,3 +34,11 @@ def test_a_storefront_gets_its_rate_then_429(kind, api, monkeypatch):
 
     assert [answer.status_code for answer in answers] == [404, 404, 404, 429]
     assert answers[-1].headers["Retry-After"] == "30"  # the rest of the window
+
+
+def test_the_throttle_counts_in_the_configured_cache_itself():
+    """Not through django.core.cache.cache, a proxy that is no RedisCache even when Redis is
+    configured: the throttle would then take the cache API's three round trips, not its one."""
+    from django.core.cache import caches
+
+    assert StorefrontRateThrottle().cache is caches["default"]
