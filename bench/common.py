@@ -118,6 +118,13 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     cpus = os.cpu_count() or 2
     parser.add_argument("-c", "--concurrency", type=positive_int, default=8, help="concurrent clients (default 8)")
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open load: offer this many requests/s in all (each latency counted from when its request was due);"
+        " default: closed loop, every client sends again as soon as it is answered",
+    )
+    parser.add_argument(
         "--workers",
         type=positive_int,
         default=2 * cpus,
@@ -456,8 +463,15 @@ def run_load(
     open_client: Callable[[], Client],
     start: int = 0,
     finished: Callable[[], None] | None = None,
+    rate: float | None = None,
 ) -> RunResult:
     """Send items start..start+count-1 from `concurrency` threads; clients are opened before the clock starts.
+
+    Closed loop by default: each thread sends its next item as soon as the last is answered,
+    so the latency is what saturation gives (about concurrency / throughput). With `rate`
+    (items/s) the load is open: item k is due at k / rate seconds, a free thread sends it then
+    (never earlier), and its latency counts from when it was due, so time spent waiting for a
+    free thread when the server falls behind is counted too (no coordinated omission).
 
     `finished` is called when the last item is done, before the clients are closed.
     """
@@ -467,6 +481,7 @@ def run_load(
     ready = threading.Barrier(concurrency + 1)
     latencies: list[list[float]] = [[] for _ in clients]
     errors: list[str] = []
+    schedule_from: list[float] = []  # set by the main thread just before it releases the others
 
     def loop(slot: int) -> None:
         client = clients[slot]
@@ -477,6 +492,11 @@ def run_load(
             if index >= start + count:
                 return
             began = time.perf_counter()
+            if rate is not None:
+                due = schedule_from[0] + (index - start) / rate
+                if due > began:
+                    time.sleep(due - began)
+                began = due
             try:
                 error = client.send(index)
             except Exception as exc:  # a failed item is a result, not a crash
@@ -492,6 +512,7 @@ def run_load(
     try:
         for thread in threads:
             thread.start()
+        schedule_from.append(time.perf_counter())
         ready.wait()
         began = time.perf_counter()
         for thread in threads:
