@@ -1,5 +1,6 @@
 """Console flows (issue 11) clicked through in chromium: 客服 finds an order by phone, writes a
-memo, holds it and releases it; 主管 approves a manual order that 客服 entered."""
+memo, holds it and releases it; 客服 corrects an address and phone; 主管 approves a manual
+order that 客服 entered."""
 
 from __future__ import annotations
 
@@ -54,6 +55,28 @@ def test_customer_service_finds_an_order_by_phone_writes_a_memo_holds_and_releas
     ]
     page.goto(f"{live_server.url}/admin/orders/order/?q=换成白色")  # memos are searchable
     page.wait_for_selector(f"text={order.order_no}")
+
+
+def test_customer_service_corrects_an_address_and_phone_from_the_order_page(
+    live_server, staff_login, create_order, page
+):
+    order = Order.objects.get(order_no=create_order()["order_no"])
+    order_pay(order=order, amount=order.payable_total, actor=Actor.gateway("test"))
+    staff_login(page, "客服", "kefu-address")
+
+    page.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
+    page.click("#correct-address")
+    assert order.order_no in page.content() and page.input_value("#id_phone") == ""  # nothing unmasked prefilled
+    page.click("#console-submit")  # nothing filled in: refused, nothing changes
+    page.wait_for_selector("text=请至少修改一项")
+    page.fill("#id_phone", "13911112222")
+    page.fill("#id_detail", "文一西路998号")
+    page.screenshot(path="/tmp/console-address-form.png", full_page=True)
+    page.click("#console-submit")
+    page.wait_for_selector("text=收货地址已修改，原地址和新地址已记入时间线")
+    order.refresh_from_db()
+    assert (order.receiver_phone, order.address_detail, order.city) == ("13911112222", "文一西路998号", "杭州市")
+    assert order.events.filter(type=OrderEvent.Type.ADDRESS_CHANGED).count() == 1
 
 
 def supervisor_login(page, live_server, django_user_model, username: str):

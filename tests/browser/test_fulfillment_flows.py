@@ -124,3 +124,53 @@ def test_a_picker_prints_a_pick_list_scans_packs_and_ships(live_server, staff_lo
     assert parcel.shipment_no in content and "SF1234567890" in content and "已发货" in content
     assert Order.objects.get(pk=order.pk).status == "shipped"
     page.screenshot(path=str(SHOTS / "fa-order.png"), full_page=True)
+
+
+def test_customer_service_merges_two_parcels_and_the_warehouse_corrects_a_tracking_number(
+    live_server, staff_login, page, browser, settings
+):
+    """合单 from the parcel list by 客服; then 仓储 ships the merged parcel with a mistyped
+    number and corrects it on its page before the carrier's first scan."""
+    settings.OMS_AUTO_MERGE = False  # two parcels of one customer, as when the first was already on its way
+    warehouse = WarehouseFactory(code="HZ01", name="杭州主仓", provinces=["浙江省"], priority=10)
+    shirt = SkuFactory(code="TSHIRT-L-BLK", name="纯棉T恤", spec="L码 黑色", stock=50, stock__warehouse=warehouse)
+    mug = SkuFactory(code="MUG-WHT", name="白色马克杯", spec="350ml", stock=50, stock__warehouse=warehouse)
+    first_order, first = allocated_order([(shirt, 1)], mobile="13800138000")
+    second_order, second = allocated_order([(mug, 2)], mobile="13800138000")
+    base = live_server.url + "/admin/fulfillment/shipment/"
+
+    # 1. 客服: both pending parcels selected, 合并包裹 from the action menu
+    staff_login(page, "客服", "kefu-merge")
+    page.goto(base + "?status__exact=pending")
+    for shipment in (first, second):
+        page.check(f"input[name=_selected_action][value='{shipment.pk}']")
+    page.select_option("select[name=action]", "merge_selected")
+    page.click("button[name=index]")
+    page.wait_for_selector(f"text=已合并为包裹 {first.shipment_no}")
+    page.screenshot(path=str(SHOTS / "cs-merged.png"), full_page=True)
+    assert Shipment.objects.get(pk=second.pk).merged_into_id == first.pk
+    assert sorted(first.lines.values_list("order_line__sku_code", flat=True)) == ["MUG-WHT", "TSHIRT-L-BLK"]
+
+    # 2. 仓储, in another browser session: ship it with a mistyped number, then correct it
+    warehouse_page = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
+    warehouse_page.set_default_timeout(15_000)
+    staff_login(warehouse_page, "仓储", "cangchu-fix")
+    warehouse_page.goto(f"{base}{first.pk}/change/")
+    warehouse_page.click("#ship-link")
+    warehouse_page.select_option("#id_carrier", "shunfeng")
+    warehouse_page.fill("#id_tracking_no", "SF1234567809")
+    warehouse_page.click("#action-submit")
+    warehouse_page.wait_for_selector("text=已发货：顺丰速运 SF1234567809")
+    warehouse_page.click("#correct-link")
+    warehouse_page.fill("#id_tracking_no", "SF1234567890")
+    warehouse_page.click("#action-submit")
+    warehouse_page.wait_for_selector("text=运单号已更正")
+    warehouse_page.screenshot(path=str(SHOTS / "fa-corrected.png"), full_page=True)
+    assert Shipment.objects.get(pk=first.pk).tracking_no == "SF1234567890"
+
+    # 3. both orders' timelines name the old and the new number
+    for order in (first_order, second_order):
+        warehouse_page.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
+        content = warehouse_page.content()
+        assert "SF1234567809" in content and "SF1234567890" in content, order.order_no
+    warehouse_page.context.close()
