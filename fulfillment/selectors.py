@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import F, OuterRef, Prefetch, QuerySet
 
 from orders.models import Order, OrderStatus
 
-from .models import Shipment, ShipmentLine, ShipmentStatus, TrackingEvent
+from .models import LogisticsException, Shipment, ShipmentLine, ShipmentStatus, TrackingEvent
 
 
 def shipments_for_order(order: Order) -> QuerySet[Shipment] | list[Shipment]:
@@ -57,6 +57,11 @@ def shipment_as_json(shipment: Shipment, *, with_tracking: bool = True) -> dict:
             {"time": event.time.isoformat(), "state": event.state, "context": event.context} for event in events
         ]
     return body
+
+
+def logistics_exceptions_open_for_order() -> QuerySet[LogisticsException]:
+    """Open logistics cases on any parcel of the outer query's order: for Exists() over orders."""
+    return LogisticsException.objects.filter(resolved_at__isnull=True, shipment__lines__order_id=OuterRef("pk"))
 
 
 def shipments_for_warehouse(*, warehouse_id: int, status: str | None = None) -> QuerySet[Shipment]:

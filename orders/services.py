@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -800,9 +800,14 @@ def orders_close_timed_out(
     return ids
 
 
-def order_confirm_receipt_overdue(*, now: datetime | None = None, batch_size: int = 200, max_batches: int = 10) -> int:
+def order_confirm_receipt_overdue(
+    *, now: datetime | None = None, batch_size: int = 200, max_batches: int = 10, held: Exists | None = None
+) -> int:
     """自动确认收货: complete shipped orders OMS_AUTO_CONFIRM_DAYS_AFTER_SHIPMENT days after
     shipment, or OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY days after delivery, whichever is first.
+
+    An open after-sales request holds an order; so does `held`, a condition on the order that
+    a layer above adds (workflows.receipt: an open logistics case on one of its parcels).
     """
     now = now or timezone.now()
     due = (
@@ -816,6 +821,8 @@ def order_confirm_receipt_overdue(*, now: datetime | None = None, batch_size: in
             | Q(delivered_at__lte=now - timedelta(days=settings.OMS_AUTO_CONFIRM_DAYS_AFTER_DELIVERY))
         )
     )
+    if held is not None:
+        due = due.filter(~held)
     actor = Actor.system("confirm_receipt_overdue")
     done = 0
     for _batch in range(max_batches):

@@ -3,8 +3,7 @@
 from celery import shared_task
 
 from workflows.expiry import order_close_expired
-
-from .services import order_confirm_receipt_overdue
+from workflows.receipt import order_confirm_receipt_due
 
 
 @shared_task
@@ -14,4 +13,4 @@ def close_expired_orders() -> int:
 
 @shared_task
 def confirm_receipt_overdue() -> int:
-    return order_confirm_receipt_overdue()
+    return order_confirm_receipt_due()
