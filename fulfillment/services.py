@@ -539,6 +539,9 @@ def shipment_ship(
                 },
             )
         _require(shipment, "ship")
+        # A hold (挂起) stops the parcel at the door too: one already picked before the order
+        # was held is refused here, not handed to the carrier.
+        _refuse_held(orders, _("挂起的订单不能发货"))
         replacement = shipment.kind == ShipmentKind.REPLACEMENT
         ready = (OrderStatus.SHIPPED, OrderStatus.COMPLETED) if replacement else (OrderStatus.AWAITING_SHIPMENT,)
         not_ready = [o.order_no for o in orders if o.status not in ready]

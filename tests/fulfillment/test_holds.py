@@ -1,4 +1,4 @@
-"""挂起 / 释放: a held order is never allocated, picked or merged until released, and releasing
+"""挂起 / 释放: a held order is never allocated, picked, merged or shipped until released, and releasing
 it sends it on to allocation (at once, or when its release window ends)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fulfillment.services import (
     order_allocate,
     orders_awaiting_allocation,
     pick_wave_start,
+    shipment_ship,
     shipments_merge,
 )
 from oms.errors import InvalidTransition, PermissionDenied, ValidationFailed
@@ -90,6 +91,25 @@ def test_pick_and_merge_refuse_a_held_orders_parcel(hangzhou, stocked, kefu, sta
     wave = pick_wave_start(warehouse=hangzhou, shipments=[a], actor=warehouse)
     a.refresh_from_db()
     assert a.wave == wave and a.status == ShipmentStatus.PICKING
+
+
+def test_a_parcel_picked_before_its_order_was_held_is_not_shipped(hangzhou, stocked, kefu, staff):
+    shirt = stocked({hangzhou: 10})
+    order = order_for([(shirt, 1)])
+    (parcel,) = allocated(order)
+    warehouse = Actor.staff(staff("仓储"))
+    pick_wave_start(warehouse=hangzhou, shipments=[parcel], actor=warehouse)  # on the pick list already
+    order_hold(order=order, actor=kefu, reason="疑似欺诈，核实后再发")
+
+    with pytest.raises(InvalidTransition) as refused:
+        shipment_ship(shipment=parcel, actor=warehouse, carrier="shunfeng", tracking_no="SF1234567890")
+    assert "挂起的订单不能发货" in refused.value.message and order.order_no in refused.value.message
+    assert Shipment.objects.get(pk=parcel.pk).status == ShipmentStatus.PICKING
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.AWAITING_SHIPMENT
+
+    order_release(order=order, actor=kefu)
+    shipped, changed = shipment_ship(shipment=parcel, actor=warehouse, carrier="shunfeng", tracking_no="SF1234567890")
+    assert changed and shipped.status == ShipmentStatus.SHIPPED
 
 
 def test_auto_merge_never_joins_a_held_orders_parcel(hangzhou, stocked, kefu):
