@@ -174,3 +174,40 @@ def test_customer_service_merges_two_parcels_and_the_warehouse_corrects_a_tracki
         content = warehouse_page.content()
         assert "SF1234567809" in content and "SF1234567890" in content, order.order_no
     warehouse_page.context.close()
+
+
+def test_the_warehouse_ships_a_day_of_parcels_by_uploading_the_carrier_file(live_server, staff_login, page, tmp_path):
+    """批量导入发货: the list's link, a CSV with Chinese headers as the carrier's system exports it,
+    the per-row results with the failed row first; then the same file again changes nothing."""
+    warehouse = WarehouseFactory(code="HZ01", name="杭州主仓", provinces=["浙江省"], priority=10)
+    shirt = SkuFactory(code="TSHIRT-L-BLK", name="纯棉T恤", spec="L码 黑色", stock=50, stock__warehouse=warehouse)
+    parcels = [allocated_order([(shirt, 1)], mobile=f"1380013800{n}")[1] for n in range(3)]
+    upload = tmp_path / "顺丰发货.csv"
+    upload.write_text(
+        "包裹号,承运商,运单号\n"
+        f"{parcels[0].shipment_no},shunfeng,SF1000000001\n"
+        f"{parcels[1].shipment_no},shunfeng,1\n"  # a mistyped tracking number
+        f"{parcels[2].shipment_no},shunfeng,SF1000000003\n",
+        encoding="utf-8-sig",
+    )
+    staff_login(page, "仓储", "cangchu-import")
+
+    page.goto(live_server.url + "/admin/fulfillment/shipment/")
+    page.click("text=批量导入发货")
+    page.set_input_files("#shipment-import-form input[type=file]", str(upload))
+    page.click("#shipment-import-form input[type=submit]")
+    page.wait_for_selector("#import-summary")
+    summary = page.inner_text("#import-summary")
+    assert "已发货 2 行" in summary and "失败 1 行" in summary
+    failed = page.inner_text("#import-failed")
+    assert parcels[1].shipment_no in failed and parcels[0].shipment_no not in failed
+    page.screenshot(path=str(SHOTS / "fa-import.png"), full_page=True)
+    statuses = dict(Shipment.objects.values_list("shipment_no", "status"))
+    assert [statuses[p.shipment_no] for p in parcels] == ["shipped", "pending", "shipped"]
+
+    page.set_input_files("#shipment-import-form input[type=file]", str(upload))  # the same file again
+    page.click("#shipment-import-form input[type=submit]")
+    page.wait_for_selector("#import-summary")
+    again = page.inner_text("#import-summary")
+    assert "已发货 0 行" in again and "无变化 2 行" in again
+    assert Shipment.objects.filter(status="shipped").count() == 2
