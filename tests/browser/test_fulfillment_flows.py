@@ -1,5 +1,6 @@
 """The warehouse's day in chromium: pick wave and its printed pick list, 验货 with a scanner
-(one wrong item refused), pack, ship with a carrier and a tracking number."""
+(one wrong item refused), pack, ship with a carrier and a tracking number; 合单 and correcting
+a tracking number; batch ship from the carrier's file; the provinces a warehouse covers."""
 
 from __future__ import annotations
 
@@ -211,3 +212,28 @@ def test_the_warehouse_ships_a_day_of_parcels_by_uploading_the_carrier_file(live
     again = page.inner_text("#import-summary")
     assert "已发货 0 行" in again and "无变化 2 行" in again
     assert Shipment.objects.filter(status="shipped").count() == 2
+
+
+def test_operations_sets_the_provinces_a_warehouse_covers(live_server, staff_login, page):
+    """运营 types the covered provinces as one line, short names and mixed separators allowed;
+    a name that is no province is refused and nothing changes."""
+    warehouse = WarehouseFactory(code="HZ01", name="杭州主仓", provinces=["浙江省"], priority=10)
+    staff_login(page, "运营", "yunying-wh")
+    page.goto(f"{live_server.url}/admin/inventory/warehouse/{warehouse.pk}/change/")
+    assert page.input_value("#id_provinces") == "浙江省"
+
+    page.fill("#id_provinces", "浙江, 上海市，江苏")
+    page.fill("#id_priority", "5")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    assert "浙江省、上海市、江苏省" in page.inner_text("#result_list")
+    warehouse.refresh_from_db()
+    assert (warehouse.provinces, warehouse.priority) == (["浙江省", "上海市", "江苏省"], 5)
+
+    page.goto(f"{live_server.url}/admin/inventory/warehouse/{warehouse.pk}/change/")
+    page.fill("#id_provinces", "浙江、火星")
+    page.click("input[name=_save]")
+    page.wait_for_selector("text=不认识的省份：火星")
+    page.screenshot(path=str(SHOTS / "ops-warehouse-provinces.png"), full_page=True)
+    warehouse.refresh_from_db()
+    assert warehouse.provinces == ["浙江省", "上海市", "江苏省"]
