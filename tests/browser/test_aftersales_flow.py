@@ -159,3 +159,37 @@ def test_a_return_from_request_to_refund_in_the_admin(
     assert clerk.inner_text("#ar-refunded") == "140.00"
     assert clerk.inner_text("#ar-rate") == "100.0%"
     clerk.screenshot(path="/tmp/aftersale-report.png", full_page=True)
+
+
+def test_customer_service_opens_a_compensation_for_a_customer_from_the_order_page(
+    live_server, staff_login, page, hangzhou
+):
+    """补差 on the phone: 客服 opens it from the order page for the customer; it waits in the
+    queue for approval like any request, and the order page lists it."""
+    shirt = SkuFactory(code="SHIRT-M", price=Decimal("70.00"), stock=10, stock__warehouse=hangzhou)
+    order = delivered_order([(shirt, 2)])
+    line = order.lines.get()
+    staff_login(page, "客服", "kefu-compensate")
+
+    page.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
+    page.click("#open-aftersale")
+    page.wait_for_selector("#open-form")
+    assert order.order_no in page.content()
+    page.select_option("#id_type", "compensation")
+    page.select_option("#id_reason", "not_as_described")
+    page.fill(f"input[name=qty_{line.pk}]", "1")
+    page.fill("#id_compensation_amount", "15.00")
+    page.fill("#id_description", "顾客来电：颜色与图片不符，同意补差 15 元")
+    page.screenshot(path="/tmp/aftersale-open-compensation.png", full_page=True)
+    page.click("#as-open")
+    page.wait_for_selector("text=已为顾客发起售后")
+
+    aftersale = Aftersale.objects.get(order=order)
+    assert (aftersale.type, aftersale.status, aftersale.refund_amount) == (
+        "compensation",
+        A.REQUESTED,
+        Decimal("15.00"),
+    )
+    assert aftersale.opened_by == "kefu-compensate"
+    page.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
+    assert aftersale.aftersale_no in page.content()
