@@ -17,7 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oms.bulk import update_per_pk
+from oms.bulk import returning_supported, update_per_pk
 from oms.errors import DomainError, InsufficientStock, ValidationFailed, require_permission
 
 from .models import Reservation, Sku, StockLevel, StockMovement, Warehouse
@@ -385,19 +385,24 @@ def stock_release_for_orders(*, order_ids: list[int]) -> int:
     """
     if not order_ids:
         return 0
-    reservation = Reservation._meta
-    line = reservation.get_field("order_line").related_model._meta
-    quote = connection.ops.quote_name
-    marks = ", ".join(["%s"] * len(order_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(reservation.db_table)} SET {quote('status')} = %s, {quote('updated_at')} = %s"
-            f" WHERE {quote('status')} = %s AND {quote('order_line_id')} IN"
-            f" (SELECT {quote(line.pk.column)} FROM {quote(line.db_table)} WHERE {quote('order_id')} IN ({marks}))"
-            f" RETURNING {quote('stock_level_id')}, {quote('quantity')}",
-            [Reservation.Status.RELEASED, timezone.now(), Reservation.Status.ACTIVE, *order_ids],
-        )
-        released = cursor.fetchall()
+    if returning_supported():
+        reservation = Reservation._meta
+        line = reservation.get_field("order_line").related_model._meta
+        quote = connection.ops.quote_name
+        marks = ", ".join(["%s"] * len(order_ids))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {quote(reservation.db_table)} SET {quote('status')} = %s, {quote('updated_at')} = %s"
+                f" WHERE {quote('status')} = %s AND {quote('order_line_id')} IN"
+                f" (SELECT {quote(line.pk.column)} FROM {quote(line.db_table)} WHERE {quote('order_id')} IN ({marks}))"
+                f" RETURNING {quote('stock_level_id')}, {quote('quantity')}",
+                [Reservation.Status.RELEASED, timezone.now(), Reservation.Status.ACTIVE, *order_ids],
+            )
+            released = cursor.fetchall()
+    else:
+        active = Reservation.objects.filter(order_line__order_id__in=order_ids, status=Reservation.Status.ACTIVE)
+        released = list(active.values_list("stock_level_id", "quantity"))
+        active.update(status=Reservation.Status.RELEASED, updated_at=timezone.now())
     per_level: dict[int, int] = defaultdict(int)
     for stock_level_id, quantity in released:
         per_level[stock_level_id] += quantity

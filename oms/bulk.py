@@ -9,6 +9,12 @@ from django.db import connection
 from django.db.models import ForeignKey, Model
 
 
+def returning_supported() -> bool:
+    """Whether UPDATE … RETURNING can be used: PostgreSQL, and SQLite from 3.35 (an older SQLite
+    linked into some Python builds has none; callers then read first and write second)."""
+    return bool(connection.features.can_return_columns_from_insert)
+
+
 def insert_per_id(template: Model, *, per: str, ids: Sequence[int], ignore_conflicts: bool = False) -> int:
     """INSERT one copy of unsaved `template` for each id in `ids`, with its `per` foreign key set to that id.
 

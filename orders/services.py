@@ -33,6 +33,7 @@ from inventory.services import (
     stock_release_for_orders,
     stock_reserve,
 )
+from oms.bulk import returning_supported
 from oms.errors import (
     CouponNotApplicable,
     CustomerRestricted,
@@ -768,16 +769,27 @@ def orders_close_timed_out(
     quote = connection.ops.quote_name
     at = Order._meta.get_field("cancelled_at").get_db_prep_save(now, connection)
     with transaction.atomic(savepoint=False):
-        # Claimed and closed in one statement, which returns what the rest of the batch needs
-        # (customers, coupons): the rows are neither read twice nor looked up again by id.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {quote(Order._meta.db_table)} SET {quote('status')} = %s, {quote('cancel_reason')} = %s,"
-                f" {quote('cancelled_at')} = %s, {quote('updated_at')} = %s WHERE {quote('id')} IN ({claim})"
-                f" RETURNING {quote('id')}, {quote('customer_mobile')}, {quote('coupon_id')}",
-                [OrderStatus.CANCELLED.value, CancelReason.TIMEOUT.value, at, at, *claim_params],
+        if returning_supported():
+            # Claimed and closed in one statement, which returns what the rest of the batch needs
+            # (customers, coupons): the rows are neither read twice nor looked up again by id.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {quote(Order._meta.db_table)} SET {quote('status')} = %s, {quote('cancel_reason')} = %s,"
+                    f" {quote('cancelled_at')} = %s, {quote('updated_at')} = %s WHERE {quote('id')} IN ({claim})"
+                    f" RETURNING {quote('id')}, {quote('customer_mobile')}, {quote('coupon_id')}",
+                    [OrderStatus.CANCELLED.value, CancelReason.TIMEOUT.value, at, at, *claim_params],
+                )
+                claimed = cursor.fetchall()
+        else:
+            claimed = list(
+                candidates.filter(status__in=sources)
+                .select_for_update(skip_locked=True)
+                .order_by("payment_deadline")
+                .values_list("pk", "customer_mobile", "coupon_id")[:batch_size]
             )
-            claimed = cursor.fetchall()
+            Order.objects.filter(pk__in=[pk for pk, _mobile, _coupon in claimed]).update(
+                status=OrderStatus.CANCELLED, cancel_reason=CancelReason.TIMEOUT, cancelled_at=now, updated_at=now
+            )
         if not claimed:
             return []
         ids = [pk for pk, _mobile, _coupon in claimed]

@@ -128,6 +128,26 @@ def test_sweep_is_set_based(create_order, make_sku, order_body, settings):
     assert CustomerRiskFlag.objects.filter(active=True).count() == 43
 
 
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "read-then-update"])
+def test_the_sweep_closes_and_releases_the_same_with_or_without_returning(
+    returning, create_order, make_sku, monkeypatch
+):
+    """An SQLite older than 3.35 (linked into some Python builds) has no UPDATE ... RETURNING:
+    the sweep then reads the batch first and writes it second, with the same outcome."""
+    monkeypatch.setattr("orders.services.returning_supported", lambda: returning)
+    monkeypatch.setattr("inventory.services.returning_supported", lambda: returning)
+    make_sku("A", "10.00", 100)
+    lines = [{"sku": "TSHIRT-L-BLK", "quantity": 1}, {"sku": "A", "quantity": 2}]
+    for _ in range(3):
+        create_order(lines=lines)
+    with time_machine.travel(timezone.now() + timedelta(days=3)):
+        assert order_close_expired().closed == 3
+    assert set(Order.objects.values_list("status", "cancel_reason")) == {("cancelled", "timeout")}
+    assert sum(StockLevel.objects.values_list("reserved", flat=True)) == 0
+    assert not Reservation.objects.filter(status="active").exists()
+    assert OrderEvent.objects.filter(type="cancel").count() == 3
+
+
 def test_a_cleared_customer_is_flagged_again_only_for_new_closes(create_order, settings, admin_user):
     settings.OMS_RISK_TIMEOUT_CLOSES = 2
     start = timezone.now()
