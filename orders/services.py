@@ -752,26 +752,21 @@ def orders_close_timed_out(
     `candidates` is orders.selectors.orders_past_deadline, narrowed by the caller (the
     workflow leaves out orders with money or an open gateway attempt). Rows are claimed
     with FOR UPDATE SKIP LOCKED (an order being paid right now is skipped, not waited for)
-    by the one UPDATE that closes them; then one UPDATE per coupon, one INSERT for the events, the risk
-    flags, `on_closed(ids)` (the caller's part of the close, e.g. the closed-order notice,
-    in the same transaction), and last the set-based stock release, so the hot stock rows
-    stay locked for as short a time as possible. Joins the caller's transaction without a
-    savepoint.
+    by the one UPDATE that closes them; then one UPDATE per coupon, one INSERT for the
+    events, the risk flags, `on_closed(ids)` (the caller's part of the close, e.g. the
+    closed-order notice, in the same transaction), and last the set-based stock release, so
+    the hot stock rows stay locked for as short a time as possible. Joins the caller's
+    transaction without a savepoint.
     """
     sources = transition_sources(Order.cancel) & {OrderStatus.PENDING_PAYMENT}
-    claim, claim_params = (
-        candidates.filter(status__in=sources)
-        .select_for_update(skip_locked=True)
-        .order_by("payment_deadline")
-        .values("pk")[:batch_size]
-        .query.sql_with_params()
-    )
-    quote = connection.ops.quote_name
-    at = Order._meta.get_field("cancelled_at").get_db_prep_save(now, connection)
+    batch = candidates.filter(status__in=sources).select_for_update(skip_locked=True).order_by("payment_deadline")
     with transaction.atomic(savepoint=False):
         if returning_supported():
             # Claimed and closed in one statement, which returns what the rest of the batch needs
             # (customers, coupons): the rows are neither read twice nor looked up again by id.
+            claim, claim_params = batch.values("pk")[:batch_size].query.sql_with_params()
+            quote = connection.ops.quote_name
+            at = Order._meta.get_field("cancelled_at").get_db_prep_save(now, connection)
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {quote(Order._meta.db_table)} SET {quote('status')} = %s, {quote('cancel_reason')} = %s,"
@@ -781,12 +776,7 @@ def orders_close_timed_out(
                 )
                 claimed = cursor.fetchall()
         else:
-            claimed = list(
-                candidates.filter(status__in=sources)
-                .select_for_update(skip_locked=True)
-                .order_by("payment_deadline")
-                .values_list("pk", "customer_mobile", "coupon_id")[:batch_size]
-            )
+            claimed = list(batch.values_list("pk", "customer_mobile", "coupon_id")[:batch_size])
             Order.objects.filter(pk__in=[pk for pk, _mobile, _coupon in claimed]).update(
                 status=OrderStatus.CANCELLED, cancel_reason=CancelReason.TIMEOUT, cancelled_at=now, updated_at=now
             )
