@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import sys
 import tempfile
 import time
@@ -85,6 +84,7 @@ from common import (
     migrate,
     positive_int,
     query_one,
+    statement_kind,
     usable_cpus,
     with_database,
 )
@@ -344,20 +344,6 @@ def describe(state: State) -> str:
 
 
 # --- the import -------------------------------------------------------------------------
-
-TABLE_RE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', re.IGNORECASE)
-
-
-def statement_kind(statement: str) -> str:
-    words = statement.lstrip().split(None, 1)
-    verb = words[0].upper() if words else "?"
-    if verb in {"SAVEPOINT", "RELEASE", "ROLLBACK"}:
-        return "SAVEPOINT / RELEASE"
-    match = TABLE_RE.search(statement)
-    kind = f"{verb} {match.group(1)}" if match else verb
-    if "FOR UPDATE" in statement:
-        kind += " ... FOR UPDATE"
-    return kind
 
 
 @dataclass

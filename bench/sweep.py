@@ -73,7 +73,6 @@ import json
 import math
 import os
 import random
-import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -100,6 +99,7 @@ from common import (
     migrate,
     positive_int,
     query_one,
+    statement_kind,
     storefront_row,
     usable_cpus,
     with_database,
@@ -514,24 +514,6 @@ def closed_notice_rules(dsn: str, order_type: str = "normal") -> int:
 
 
 # --- the sweep --------------------------------------------------------------------
-
-TABLE_RE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', re.IGNORECASE)
-
-
-def statement_kind(statement: str) -> str:
-    words = statement.lstrip().split(None, 1)
-    verb = words[0].upper() if words else "?"
-    if verb in {"SAVEPOINT", "RELEASE", "ROLLBACK"}:
-        return "SAVEPOINT / RELEASE SAVEPOINT"
-    match = TABLE_RE.search(statement)
-    kind = f"{verb} {match.group(1)}" if match else verb
-    if "GROUP BY" in statement:
-        kind += " ... GROUP BY"
-    if "SKIP LOCKED" in statement:
-        kind += " ... FOR UPDATE SKIP LOCKED"
-    elif "FOR UPDATE" in statement:
-        kind += " ... FOR UPDATE"
-    return kind
 
 
 # A batch starts where the sweep claims its rows (FOR UPDATE SKIP LOCKED): once a SELECT before

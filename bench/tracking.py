@@ -93,7 +93,6 @@ from common import (
 )
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/oms_bench_trk"
-SERVER_START_TIMEOUT_S = 120.0
 SETTINGS = "oms.settings.dev"
 PUSH_PATH = "/fulfillment/tracking/kuaidi100/"
 SALT = "oms-bench-kuaidi100-salt"
@@ -229,24 +228,6 @@ def count_queries(parcel: tuple[int, str], steps: list[tuple[str, str, str]]) ->
 
 
 # --- load ------------------------------------------------------------------------------------
-
-
-class PatientGunicorn(Gunicorn):
-    """common.Gunicorn, but a first request slower than its 5 s read timeout (a busy, shared
-    machine while the workers import Django) means "not yet", not a crash."""
-
-    def _wait_until_ready(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with status {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                requests.get(f"{self.url}{self.ready_path}", timeout=30)  # any answer will do
-                return
-            except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer within {SERVER_START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
 
 
 class PushClient:
@@ -411,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"        push param {min(len(f['param']) for f in forms)}-{max(len(f['param']) for f in forms)} bytes")
 
-        with PatientGunicorn(
+        with Gunicorn(
             env=lambda url: {**env, "OMS_SITE_URL": url}, workers=args.workers, ready_path=PUSH_PATH
         ) as server:
             print(
