@@ -6,6 +6,7 @@ import os
 import uuid
 
 import pytest
+from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 
@@ -39,6 +40,4 @@ def test_a_storefront_gets_its_rate_then_429(kind, api, monkeypatch):
 def test_the_throttle_counts_in_the_configured_cache_itself():
     """Not through django.core.cache.cache, a proxy that is no RedisCache even when Redis is
     configured: the throttle would then take the cache API's three round trips, not its one."""
-    from django.core.cache import caches
-
     assert StorefrontRateThrottle().cache is caches["default"]
