@@ -17,8 +17,9 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oms.bulk import returning_supported, update_per_pk
+from oms.bulk import insert_new, returning_supported, update_per_pk
 from oms.errors import DomainError, InsufficientStock, ValidationFailed, require_permission
+from oms.prepared import PreparedQuery
 
 from .models import Reservation, Sku, StockLevel, StockMovement, Warehouse
 
@@ -31,16 +32,21 @@ class StockPlan:
     takes: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # sku_id -> [(level_id, qty)]
 
 
+_STOCK_ROWS_FOR_UPDATE = PreparedQuery(
+    lambda sku_ids: (
+        StockLevel.objects.select_for_update(of=("self",))
+        .filter(sku_id__in=sku_ids, warehouse__active=True)
+        .order_by("pk")
+    )
+)
+
+
 def stock_lock_and_plan(*, demand: Mapping[Sku, int]) -> StockPlan:
     """Lock the SKUs' stock rows and plan the reservation, or raise InsufficientStock.
 
     Warehouses are drawn in primary-key order; a line may be split across them.
     """
-    levels = list(
-        StockLevel.objects.select_for_update(of=("self",))
-        .filter(sku__in=list(demand), warehouse__active=True)
-        .order_by("pk")
-    )
+    levels = _STOCK_ROWS_FOR_UPDATE.objects(sku_ids=[sku.pk for sku in demand])
     by_sku: dict[int, list[StockLevel]] = defaultdict(list)
     for level in levels:
         by_sku[level.sku_id].append(level)
@@ -88,7 +94,8 @@ def stock_reserve(*, plan: StockPlan, line_ids_by_sku: Mapping[int, int]) -> lis
     # The rows are locked (stock_lock_and_plan), so the totals counted in memory are written as
     # they are: one UPDATE for all of them, plain SQL because it runs for every order placed.
     update_per_pk(StockLevel, {pk: {"reserved": plan.levels[pk].reserved, "updated_at": now} for pk in units})
-    return Reservation.objects.bulk_create(reservations)
+    insert_new(reservations)
+    return reservations
 
 
 def _settle(*, order_line_ids: Iterable[int], to_status: str, deduct_on_hand: bool) -> int:

@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import connection
-from django.db.models import ForeignKey, Model
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import ForeignKey, Model, Value
+from django.db.models.expressions import DatabaseDefault
+
+
+def _db():
+    """The default database's connection of this thread, looked up once per call: each attribute
+    read through the `django.db.connection` proxy costs a thread-local lookup, and preparing a
+    row's values reads it once per field."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 def returning_supported() -> bool:
     """Whether UPDATE … RETURNING can be used: PostgreSQL, and SQLite from 3.35 (an older SQLite
     linked into some Python builds has none; callers then read first and write second)."""
-    return bool(connection.features.can_return_columns_from_insert)
+    return bool(_db().features.can_return_columns_from_insert)
 
 
 def insert_per_id(template: Model, *, per: str, ids: Sequence[int], ignore_conflicts: bool = False) -> int:
@@ -25,6 +33,7 @@ def insert_per_id(template: Model, *, per: str, ids: Sequence[int], ignore_confl
     like any save would fill it. Ids that name no row are skipped. Returns the rows written
     (with ignore_conflicts, the rows that did not already exist, where the database says so).
     """
+    connection = _db()
     if not ids:
         return 0
     model = type(template)
@@ -64,6 +73,7 @@ def upsert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]], *, unique
     What bulk_create(update_conflicts=True) writes, without a model instance per row: each
     value is prepared as save() would prepare it. Returns the rows written.
     """
+    connection = _db()
     if not rows:
         return 0
     meta = model._meta
@@ -91,6 +101,7 @@ def update_per_pk(model: type[Model], values: Mapping[Any, Mapping[str, Any]]) -
     The caller decides the values, so it holds the rows' locks when they depend on what the
     rows held. Returns the rows updated.
     """
+    connection = _db()
     if not values:
         return 0
     meta = model._meta
@@ -107,3 +118,59 @@ def update_per_pk(model: type[Model], values: Mapping[Any, Mapping[str, Any]]) -
     with connection.cursor() as cursor:
         cursor.execute(statement, [*params, *values])
         return cursor.rowcount
+
+
+_INSERT_STATEMENTS: dict[tuple, tuple[str, list]] = {}
+
+
+def insert_new(objects: Sequence[Model]) -> None:
+    """INSERT unsaved model instances of one class in one statement and give each its new primary key.
+
+    What ``save()`` or ``bulk_create()`` writes for a new row: every concrete field, each value
+    prepared as save would prepare it, auto_now(_add) included, and a field left to its
+    db_default given that constant (in the row and on the instance). It is for the paths that
+    run on every order placed: the statement's text is kept once built (per model and row
+    count), so a call costs the values' preparation and the round trip, not a compilation. No
+    signals are sent (this project connects none). Where the database cannot return the new
+    keys of a multi-row INSERT (SQLite before 3.35), or a db_default is an expression, each
+    object is saved in turn.
+    """
+    connection = _db()
+    if not objects:
+        return
+    model = type(objects[0])
+    key = (model, connection.vendor, len(objects))
+    cached = _INSERT_STATEMENTS.get(key)
+    if cached is None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        fields = [field for field in meta.concrete_fields if not field.primary_key]
+        row = f"({', '.join(['%s'] * len(fields))})"
+        cached = _INSERT_STATEMENTS[key] = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+            f" VALUES {', '.join([row] * len(objects))} RETURNING {quote(meta.pk.column)}",
+            fields,
+        )
+    statement, fields = cached
+    if not connection.features.can_return_rows_from_bulk_insert:
+        for obj in objects:
+            obj.save(force_insert=True)
+        return
+    params = []
+    for obj in objects:
+        for field in fields:
+            value = field.pre_save(obj, add=True)
+            if isinstance(value, DatabaseDefault):
+                value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
+                if hasattr(value, "resolve_expression"):  # computed by the database: let save() ask for it
+                    obj.save(force_insert=True)
+                    return insert_new([o for o in objects if o._state.adding])
+                setattr(obj, field.attname, value)
+            params.append(field.get_db_prep_save(value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        keys = [row[0] for row in cursor.fetchall()]
+    for obj, pk in zip(objects, keys, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from oms.bulk import insert_per_id
+from oms.bulk import insert_new, insert_per_id
 from oms.errors import require_permission
 
 from .models import ActorKind, Order, OrderEvent, Storefront
@@ -76,7 +76,7 @@ def order_event_record(
 ) -> OrderEvent:
     """The one writer of OrderEvent rows (with order_events_record_many for set-based jobs)."""
     event = _event(order.pk, type, actor, from_status, to_status, reason, data)
-    event.save()
+    insert_new([event])
     return event
 
 

@@ -33,7 +33,7 @@ from inventory.services import (
     stock_release_for_orders,
     stock_reserve,
 )
-from oms.bulk import returning_supported
+from oms.bulk import insert_new, returning_supported
 from oms.errors import (
     CouponNotApplicable,
     CustomerRestricted,
@@ -46,6 +46,7 @@ from oms.errors import (
     require_permission,
 )
 from oms.jobs import enqueue_on_commit
+from oms.prepared import PreparedQuery
 
 from .events import Actor, EventEntry, order_event_record, order_events_record_many, order_events_record_sequence
 
@@ -126,6 +127,19 @@ def _new_order_no(now: datetime) -> str:
     return f"{timezone.localtime(now):%Y%m%d}{secrets.randbelow(10**10):010d}"
 
 
+_ORDER_ID_BY_EXTERNAL_ID = PreparedQuery(
+    lambda storefront_id, external_id: (
+        Order.objects.filter(storefront_id=storefront_id, external_id=external_id)
+        .order_by()
+        .values_list("pk", flat=True)[:1]
+    )
+)
+_SKUS_BY_CODE = PreparedQuery(lambda codes: Sku.objects.filter(code__in=codes).order_by())
+_CUSTOMER_FLAGGED = PreparedQuery(
+    lambda mobile: CustomerRiskFlag.objects.filter(mobile=mobile, active=True).order_by().values_list("pk")[:1]
+)
+
+
 def _existing_order(*, storefront: Storefront, external_id: str) -> Order | None:
     """The storefront's order with this external_id, by the unique index: no ORDER BY, no scan.
 
@@ -133,9 +147,8 @@ def _existing_order(*, storefront: Storefront, external_id: str) -> Order | None
     is a fraction of the cost of building and reading the order's sixty); a replay reads the
     order by that id.
     """
-    found = Order.objects.filter(storefront=storefront, external_id=external_id).values_list("pk", flat=True)
-    pk = next(iter(found.order_by()[:1]), None)
-    return None if pk is None else Order.objects.get(pk=pk)
+    found = _ORDER_ID_BY_EXTERNAL_ID.rows(storefront_id=storefront.pk, external_id=external_id)
+    return Order.objects.get(pk=found[0][0]) if found else None
 
 
 def _check_replay(*, existing: Order, payload: OrderInput) -> Order:
@@ -146,7 +159,7 @@ def _check_replay(*, existing: Order, payload: OrderInput) -> Order:
 
 def _resolve_skus(payload: OrderInput) -> list[Sku]:
     codes = [line["sku"] for line in payload.lines]
-    found = {sku.code: sku for sku in Sku.objects.filter(code__in=codes)}
+    found = {sku.code: sku for sku in _SKUS_BY_CODE.objects(codes=codes)}
     errors: dict[str, list[str]] = {}
     seen: set[str] = set()
     for index, code in enumerate(codes):
@@ -201,7 +214,7 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
     if payload.payment_method not in storefront.allowed_payment_methods:
         raise ValidationFailed(fields={"payment_method": [_("本店铺不支持该支付方式")]})
     # One query serves both: a flagged customer may not use COD, and gets the risk review flag.
-    customer_flagged = CustomerRiskFlag.objects.filter(mobile=payload.customer["mobile"], active=True).exists()
+    customer_flagged = bool(_CUSTOMER_FLAGGED.rows(mobile=payload.customer["mobile"]))
     if payload.payment_method == PaymentMethod.COD and customer_flagged:
         raise CustomerRestricted(details={"customer.mobile": payload.customer["mobile"]})
     skus = _resolve_skus(payload)
@@ -255,7 +268,7 @@ def _order_insert(
             payable_total=priced.payable_total,
             customer_flagged=customer_flagged,
         )
-        order = Order.objects.create(
+        order = Order(
             order_no=_new_order_no(now),
             storefront=storefront,
             external_id=payload.external_id,
@@ -282,22 +295,22 @@ def _order_insert(
             remark=payload.remark,
             review_flags=review_flags,
         )
-        lines = OrderLine.objects.bulk_create(
-            [
-                OrderLine(
-                    order=order,
-                    sku=sku,
-                    sku_code=sku.code,
-                    name=sku.name,
-                    spec=sku.spec,
-                    unit_price=sku.price,
-                    quantity=line["quantity"],
-                    line_total=sku.price * line["quantity"],
-                    discount=share,
-                )
-                for sku, line, share in zip(skus, payload.lines, priced.line_discounts, strict=True)
-            ]
-        )
+        insert_new([order])
+        lines = [
+            OrderLine(
+                order=order,
+                sku=sku,
+                sku_code=sku.code,
+                name=sku.name,
+                spec=sku.spec,
+                unit_price=sku.price,
+                quantity=line["quantity"],
+                line_total=sku.price * line["quantity"],
+                discount=share,
+            )
+            for sku, line, share in zip(skus, payload.lines, priced.line_discounts, strict=True)
+        ]
+        insert_new(lines)
         order_event_record(
             order=order,
             type=OrderEvent.Type.CREATED,

@@ -85,6 +85,7 @@ class StorefrontRateThrottle(throttling.SimpleRateThrottle):
     """
 
     scope = "storefront"
+    _redis_clients: dict = {}  # connection pool -> redis client, per process
 
     @property
     def cache(self):
@@ -114,10 +115,16 @@ class StorefrontRateThrottle(throttling.SimpleRateThrottle):
     def _count_in_redis(self, key: str) -> int:
         """INCR and EXPIRE in one round trip. Django's cache API needs three (EXISTS, INCRBY,
         and SET NX for a window's first request), which cost more than the rest of the check.
-        Uses the backend's own key prefix and connection pool (its `_cache` client).
+        Uses the backend's own key prefix and connection pool (its `_cache` client), with one
+        redis client per pool kept in this process (Django's get_client builds a new one, with
+        its table of reply parsers, for every call).
         """
         full_key = self.cache.make_and_validate_key(key)
-        pipe = self.cache._cache.get_client(full_key, write=True).pipeline(transaction=False)
+        pool = self.cache._cache._get_connection_pool(True)
+        client = self._redis_clients.get(pool)
+        if client is None:
+            client = self._redis_clients[pool] = self.cache._cache._client(connection_pool=pool)
+        pipe = client.pipeline(transaction=False)
         pipe.incr(full_key)
         pipe.expire(full_key, self.duration + 1)
         count, _ = pipe.execute()
