@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import ForeignKey, Model, Value
 from django.db.models.expressions import DatabaseDefault
+from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin, FSMFieldMixin
 
 
 def _db():
@@ -174,3 +175,54 @@ def insert_new(objects: Sequence[Model]) -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+_UPDATE_STATEMENTS: dict[tuple, tuple[str, list, list]] = {}
+
+
+def save_fields(obj: Model, update_fields: Sequence[str]) -> None:
+    """``obj.save(update_fields=...)`` for a row read from the database, with the statement kept.
+
+    The same UPDATE save() sends (each field's pre_save, so auto_now moves, and the value
+    prepared as save prepares it), built once per model and field list. For a django-fsm
+    ConcurrentTransitionMixin model the row is matched on its state fields as they were read,
+    as that mixin's save does, so a transition another transaction committed meanwhile raises
+    ConcurrentTransition instead of being overwritten. Like save(update_fields=...), a row that
+    is gone raises DatabaseError. No signals are sent (this project connects none).
+    """
+    connection = _db()
+    model = type(obj)
+    key = (model, connection.vendor, tuple(update_fields))
+    cached = _UPDATE_STATEMENTS.get(key)
+    if cached is None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        fields = [meta.get_field(name) for name in update_fields]
+        guarded = [
+            f
+            for f in meta.concrete_fields
+            if isinstance(obj, ConcurrentTransitionMixin) and isinstance(f, FSMFieldMixin)
+        ]
+        where = " AND ".join(f"{quote(f.column)} = %s" for f in [meta.pk, *guarded])
+        cached = _UPDATE_STATEMENTS[key] = (
+            f"UPDATE {quote(meta.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} WHERE {where}",
+            fields,
+            guarded,
+        )
+    statement, fields, guarded = cached
+    params = [field.get_db_prep_save(field.pre_save(obj, add=False), connection) for field in fields]
+    params.append(obj.pk)
+    if guarded:
+        read = obj._ConcurrentTransitionMixin__initial_states  # what the row held when obj was read or last saved
+        params += [field.get_db_prep_save(read[field.attname], connection) for field in guarded]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        updated = cursor.rowcount
+    if not updated:
+        if guarded and model._base_manager.filter(pk=obj.pk).exists():
+            raise ConcurrentTransition(
+                "Cannot save object! The state has been changed since fetched from the database!"
+            )
+        raise DatabaseError("Save with update_fields did not affect any rows.")
+    if guarded:
+        obj._update_initial_state()

@@ -33,7 +33,7 @@ from inventory.services import (
     stock_release_for_orders,
     stock_reserve,
 )
-from oms.bulk import insert_new, returning_supported
+from oms.bulk import insert_new, returning_supported, save_fields
 from oms.errors import (
     CouponNotApplicable,
     CustomerRestricted,
@@ -378,7 +378,10 @@ def _save_transitions(order: Order, entries: list[EventEntry], *, update_fields:
     The one place both paths end (one transition by _transition, or several at once as in
     order_pay): whatever must follow every transition belongs here, not in _transition.
     """
-    order.save(update_fields=update_fields)
+    if update_fields:
+        save_fields(order, update_fields)  # save(update_fields=...), its statement kept
+    else:
+        order.save()
     if len(entries) == 1:
         (entry,) = entries
         order_event_record(

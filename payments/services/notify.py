@@ -17,7 +17,9 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from oms.bulk import insert_new, save_fields
 from oms.errors import DomainError
+from oms.prepared import PreparedQuery
 from orders.models import ZERO, CancelReason, Order, OrderStatus
 from orders.services import Actor, order_pay, order_revive
 
@@ -91,9 +93,8 @@ def payment_receive_notification(
     inbox, created = _store(channel=channel, message=message, raw=raw, headers=headers)
     with transaction.atomic():
         # The inbox row's lock decides who applies it: a retry arriving meanwhile waits here.
-        locked = PaymentNotification.objects.select_for_update().filter(pk=inbox.pk)
-        if not created or locked.values_list("outcome", flat=True).get() != Outcome.PENDING:
-            inbox = locked.get()
+        if not created or _INBOX_OUTCOME_FOR_UPDATE.rows(pk=inbox.pk)[0][0] != Outcome.PENDING:
+            inbox = PaymentNotification.objects.select_for_update().get(pk=inbox.pk)
         if inbox.outcome != Outcome.PENDING:
             duplicate = PaymentNotification.objects.create(
                 channel=channel,
@@ -113,8 +114,24 @@ def payment_receive_notification(
         _apply_message(inbox, message, gateway)
         inbox.processed_at = timezone.now()
         # What applying it decided; the raw body and headers were stored on receipt.
-        inbox.save(update_fields=["outcome", "outcome_note", "payment", "order", "processed_at"])
+        save_fields(inbox, ["outcome", "outcome_note", "payment", "order", "processed_at"])
     return NotifyResult(inbox, accepted=True)
+
+
+# The reads of every notify applied, compiled once (oms.prepared).
+_INBOX_OUTCOME_FOR_UPDATE = PreparedQuery(
+    lambda pk: PaymentNotification.objects.select_for_update().filter(pk=pk).order_by().values_list("outcome")
+)
+_ORDER_OF_ATTEMPT_FOR_UPDATE = PreparedQuery(
+    lambda out_trade_no, channel: (
+        Order.objects.select_for_update(of=("self",))
+        .filter(payments__out_trade_no=out_trade_no, payments__channel=channel)
+        .order_by()[:1]
+    )
+)
+_PAYMENT_FOR_UPDATE = PreparedQuery(
+    lambda out_trade_no: Payment.objects.select_for_update().filter(out_trade_no=out_trade_no).order_by()
+)
 
 
 def _store(
@@ -136,10 +153,13 @@ def _store(
         "out_trade_no": message.out_trade_no,
     }
     try:
+        row = PaymentNotification(**fields)
         if transaction.get_connection().in_atomic_block:
             with transaction.atomic():
-                return PaymentNotification.objects.create(**fields), True
-        return PaymentNotification.objects.create(**fields), True
+                insert_new([row])
+        else:
+            insert_new([row])
+        return row, True
     except IntegrityError:
         found = PaymentNotification.objects.get(
             ~Q(outcome=Outcome.DUPLICATE), channel=channel, dedupe_key=message.dedupe_key, verified=True
@@ -189,14 +209,8 @@ def apply_success(
     outcome_note = ""
     # The attempt's order, found and locked in one statement (the order row lock comes first,
     # before the payment's, as everywhere).
-    order = next(
-        iter(
-            Order.objects.select_for_update(of=("self",))
-            .filter(payments__out_trade_no=out_trade_no, payments__channel=channel)
-            .order_by()[:1]
-        ),
-        None,
-    )
+    found = _ORDER_OF_ATTEMPT_FOR_UPDATE.objects(out_trade_no=out_trade_no, channel=channel)
+    order = found[0] if found else None
     ids = {"gateway_trade_no": gateway_trade_no, "source": source}
 
     def finish(outcome: str, note: str = "", payment: Payment | None = None, order: Order | None = None) -> str:
@@ -218,7 +232,7 @@ def apply_success(
         )
         return finish(Outcome.CASE_OPENED, "unknown out_trade_no")
 
-    payment = Payment.objects.select_for_update().get(out_trade_no=out_trade_no)
+    (payment,) = _PAYMENT_FOR_UPDATE.objects(out_trade_no=out_trade_no)  # the order was found through it
     gateway = gateway or get_gateway(channel)
     if (merchant_id, app_id) != (gateway.merchant_id, gateway.app_id):
         case_open(
@@ -257,7 +271,7 @@ def apply_success(
         payment.succeed_after_close(trade_no=gateway_trade_no, at=at)
     else:
         payment.succeed(trade_no=gateway_trade_no, at=at)
-    payment.save(update_fields=["status", "gateway_trade_no", "paid_at", "updated_at"])  # what succeed sets
+    save_fields(payment, ["status", "gateway_trade_no", "paid_at", "updated_at"])  # what succeed sets
     actor = Actor.gateway(channel)
 
     if order.status == OrderStatus.PENDING_PAYMENT:

@@ -1,19 +1,23 @@
-"""oms.prepared.PreparedQuery and oms.bulk.insert_new: the compiled-once reads and the plain
-INSERT the order intake runs, on SQLite and PostgreSQL alike."""
+"""oms.prepared.PreparedQuery, oms.bulk.insert_new and oms.bulk.save_fields: the compiled-once
+reads and the kept INSERT and UPDATE statements of order intake and notify, on SQLite and
+PostgreSQL alike."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_fsm import ConcurrentTransition
 
 from inventory.models import Sku, StockLevel, Warehouse
-from oms.bulk import insert_new
+from oms.bulk import insert_new, save_fields
 from oms.prepared import PreparedQuery
+from orders.models import Order, OrderStatus
+from payments.models import PaymentNotification
 
 pytestmark = pytest.mark.django_db
 
@@ -122,3 +126,40 @@ def test_insert_new_saves_one_by_one_where_the_database_cannot_return_keys(monke
     assert [s.pk for s in skus] == list(
         Sku.objects.filter(code__startswith="F-").order_by("pk").values_list("pk", flat=True)
     )
+
+
+def test_save_fields_writes_what_save_with_update_fields_writes(create_order):
+    order = Order.objects.get(order_no=create_order()["order_no"])
+    before = order.updated_at
+    order.remark = "改：请放门卫"
+    with CaptureQueriesContext(connection) as queries:
+        save_fields(order, ["remark", "updated_at"])
+    assert len(queries) == 1 and queries[0]["sql"].startswith("UPDATE")
+    fresh = Order.objects.get(pk=order.pk)
+    assert fresh.remark == "改：请放门卫" and fresh.updated_at == order.updated_at > before
+
+
+def test_save_fields_refuses_a_transition_someone_else_committed_meanwhile(create_order):
+    """As django-fsm's ConcurrentTransitionMixin.save: the row is matched on the state it was read in."""
+    no = create_order()["order_no"]
+    stale, fresh = Order.objects.get(order_no=no), Order.objects.get(order_no=no)
+    fresh.cancel(reason="customer_changed_mind", at=timezone.now())
+    save_fields(fresh, ["status", "cancel_reason", "cancelled_at", "updated_at"])
+    stale.pay(amount=stale.payable_total, at=timezone.now())
+    with pytest.raises(ConcurrentTransition):
+        save_fields(stale, ["status", "paid_total", "paid_at", "updated_at"])
+    assert Order.objects.get(order_no=no).status == OrderStatus.CANCELLED
+    # The saved instance now counts from its new state: a second save of it goes through.
+    fresh.remark = "已取消"
+    save_fields(fresh, ["remark"])
+
+
+def test_save_fields_on_a_row_that_is_gone_raises_like_save(create_order):
+    order = Order.objects.get(order_no=create_order()["order_no"])
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
+    with pytest.raises(ConcurrentTransition):
+        save_fields(order, ["remark"])
+    note = PaymentNotification.objects.create(channel="alipay", raw_body="x", headers={})
+    PaymentNotification.objects.filter(pk=note.pk).delete()
+    with pytest.raises(DatabaseError):
+        save_fields(note, ["outcome"])
