@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -21,6 +22,10 @@ class TwoFactorRequiredMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            # No session, so no logged-in user: the storefront API and the gateways' notifies
+            # pass without loading a session and a user only to find them anonymous.
+            return self.get_response(request)
         user = getattr(request, "user", None)
         if (
             user is not None

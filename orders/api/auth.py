@@ -113,21 +113,22 @@ class StorefrontRateThrottle(throttling.SimpleRateThrottle):
         return count <= self.num_requests
 
     def _count_in_redis(self, key: str) -> int:
-        """INCR and EXPIRE in one round trip. Django's cache API needs three (EXISTS, INCRBY,
-        and SET NX for a window's first request), which cost more than the rest of the check.
-        Uses the backend's own key prefix and connection pool (its `_cache` client), with one
-        redis client per pool kept in this process (Django's get_client builds a new one, with
-        its table of reply parsers, for every call).
+        """One INCR per request; the window's first request also sets the key's expiry. Django's
+        cache API needs three round trips (EXISTS, INCRBY, and SET NX for a window's first
+        request). Should the EXPIRE never arrive (the process dies in between), the key only
+        lingers: the next window counts under a new key. Uses the backend's own key prefix and
+        connection pool (its `_cache` client), with one redis client per pool kept in this
+        process (Django's get_client builds a new one, with its table of reply parsers, for
+        every call).
         """
         full_key = self.cache.make_and_validate_key(key)
         pool = self.cache._cache._get_connection_pool(True)
         client = self._redis_clients.get(pool)
         if client is None:
             client = self._redis_clients[pool] = self.cache._cache._client(connection_pool=pool)
-        pipe = client.pipeline(transaction=False)
-        pipe.incr(full_key)
-        pipe.expire(full_key, self.duration + 1)
-        count, _ = pipe.execute()
+        count = client.incr(full_key)
+        if count == 1:
+            client.expire(full_key, self.duration + 1)
         return int(count)
 
     def wait(self):

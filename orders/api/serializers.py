@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.db.models.query_utils import DeferredAttribute
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 from rest_framework.utils.serializer_helpers import BindingDict
 
 from fulfillment.api.serializers import ShipmentOutSerializer
@@ -47,6 +50,51 @@ class FieldsBuiltOnce:
                 shared[name] = field
             cls._shared_fields = shared
         return shared
+
+
+class ReadsAttributesDirectly:
+    """For answer serializers: a field whose source is one model column reads it with getattr.
+
+    DRF's to_representation asks every field for its value through Field.get_attribute, which
+    walks the source path and checks each value for being something to call (inspect.signature,
+    per field, per answer). A model column never is, so for those fields this reads the
+    attribute itself and hands it to the field as DRF would; every other field (methods, nested
+    serializers, dotted sources, properties) still goes DRF's way. The JSON is the same.
+    """
+
+    def to_representation(self, instance):
+        plans = type(self).__dict__.get("_plans")
+        if plans is None:
+            plans = type(self)._plans = {}
+        plan = plans.get(type(instance))
+        if plan is None:
+            plan = plans[type(instance)] = [
+                (field.field_name, field, _column_attname(type(instance), field)) for field in self._readable_fields
+            ]
+        answer = {}
+        for name, field, attname in plan:
+            if attname is None:
+                try:
+                    value = field.get_attribute(instance)
+                except SkipField:
+                    continue
+                if isinstance(value, PKOnlyObject):
+                    value = None if value.pk is None else value
+            else:
+                value = getattr(instance, attname)
+            answer[name] = None if value is None else field.to_representation(value)
+        return answer
+
+
+def _column_attname(model: type, field: serializers.Field) -> str | None:
+    """The attribute to read for `field` directly, if its source is one concrete column of `model`."""
+    if (
+        isinstance(field, serializers.BaseSerializer | serializers.SerializerMethodField)
+        or len(field.source_attrs) != 1
+    ):
+        return None
+    (name,) = field.source_attrs
+    return name if isinstance(getattr(model, name, None), DeferredAttribute) else None
 
 
 class StrictCharField(serializers.CharField):
@@ -152,7 +200,7 @@ class CancelSerializer(serializers.Serializer):
     note = StrictCharField(required=False, allow_blank=True, default="", max_length=200)
 
 
-class OrderLineOutSerializer(FieldsBuiltOnce, serializers.Serializer):
+class OrderLineOutSerializer(ReadsAttributesDirectly, FieldsBuiltOnce, serializers.Serializer):
     sku = serializers.CharField(source="sku_code")
     name = serializers.CharField()
     spec = serializers.CharField()
@@ -171,13 +219,15 @@ class AftersaleSummarySerializer(serializers.Serializer):
     refunded_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
-class OrderOutSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+class OrderOutSerializer(ReadsAttributesDirectly, FieldsBuiltOnce, serializers.ModelSerializer):
     """The order answer. Serializing a fresh order from order_create reads nothing: its
     lines come prefetched (orders.services.order_create), and so must any relation added
     here later (a new order's shipments are known to be empty).
     """
 
-    status_display = serializers.CharField(source="get_status_display")
+    # A method field, not CharField(source="get_status_display"): DRF inspects a callable source's
+    # signature on every answer before calling it.
+    status_display = serializers.SerializerMethodField()
     customer = serializers.SerializerMethodField()
     shipping_address = serializers.SerializerMethodField()
     lines = OrderLineOutSerializer(many=True)
@@ -220,6 +270,9 @@ class OrderOutSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
             "cancelled_at",
         ]
         read_only_fields = fields
+
+    def get_status_display(self, order: Order) -> str:
+        return order.get_status_display()
 
     def get_customer(self, order: Order) -> dict[str, str]:
         return {

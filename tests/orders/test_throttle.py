@@ -41,3 +41,17 @@ def test_the_throttle_counts_in_the_configured_cache_itself():
     """Not through django.core.cache.cache, a proxy that is no RedisCache even when Redis is
     configured: the throttle would then take the cache API's three round trips, not its one."""
     assert StorefrontRateThrottle().cache is caches["default"]
+
+
+def test_a_window_key_in_redis_expires_after_its_window(api, monkeypatch):
+    """One INCR per request, and the window's first request sets the key's expiry."""
+    cache = make_cache("redis")
+    monkeypatch.setattr(StorefrontRateThrottle, "cache", cache)
+    monkeypatch.setattr(StorefrontRateThrottle, "rate", "100/min", raising=False)
+    monkeypatch.setattr(StorefrontRateThrottle, "timer", staticmethod(lambda: WINDOW_START + 30.0))
+    for _ in range(3):
+        api.get("/api/v1/orders/NO-SUCH-ORDER/")
+    client = cache._cache.get_client(write=True)
+    (key,) = client.keys(f"{cache.key_prefix}*")
+    assert int(client.get(key)) == 3
+    assert 0 < client.ttl(key) <= 61
