@@ -109,11 +109,9 @@ class EventEntry:
 
 def order_events_record_sequence(*, order: Order, entries: list[EventEntry]) -> list[OrderEvent]:
     """Several events of one order, in this order, in one INSERT (e.g. paid, then auto-approved)."""
-    return OrderEvent.objects.bulk_create(
-        [
-            _event(
-                order.pk, entry.type, entry.actor, entry.from_status, entry.to_status, entry.reason, entry.data or {}
-            )
-            for entry in entries
-        ]
-    )
+    events = [
+        _event(order.pk, entry.type, entry.actor, entry.from_status, entry.to_status, entry.reason, entry.data or {})
+        for entry in entries
+    ]
+    insert_new(events)
+    return events
