@@ -213,7 +213,9 @@ def save_fields(obj: Model, update_fields: Sequence[str]) -> None:
     params = [field.get_db_prep_save(field.pre_save(obj, add=False), connection) for field in fields]
     params.append(obj.pk)
     if guarded:
-        read = obj._ConcurrentTransitionMixin__initial_states  # what the row held when obj was read or last saved
+        # django-fsm's own record of the states the row held when obj was read or last saved (a
+        # private name: tests/oms/test_prepared.py fails if an upgrade of django-fsm-2 moves it).
+        read = obj._ConcurrentTransitionMixin__initial_states
         params += [field.get_db_prep_save(read[field.attname], connection) for field in guarded]
     with connection.cursor() as cursor:
         cursor.execute(statement, params)

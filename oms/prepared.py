@@ -110,12 +110,17 @@ class _Compiled:
         queryset = build(**fakes)
         compiler = queryset.query.get_compiler(connection=db)
         sql, params = compiler.as_sql()
-        slots = []
+        slots, used = [], set()
         for param in params:
-            found = where.pop(param, None) if isinstance(param, int | str) and not isinstance(param, bool) else None
-            slots.append(("value", *found) if found is not None else ("constant", param))
-        if where:
-            missing = sorted({name for name, _ in where.values()})
+            # An argument may reach the statement more than once (filter(Q(a=x) | Q(b=x))).
+            found = where.get(param) if isinstance(param, int | str) and not isinstance(param, bool) else None
+            if found is None:
+                slots.append(("constant", param))
+            else:
+                slots.append(("value", *found))
+                used.add(param)
+        if len(used) < len(where):
+            missing = sorted({name for fake, (name, _) in where.items() if fake not in used})
             raise ValueError(f"PreparedQuery arguments not passed to the statement as they are: {missing}")
         model, attnames = None, []
         if queryset._iterable_class is ModelIterable:

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -64,6 +65,12 @@ def test_each_shape_is_compiled_once_and_then_only_rebound(catalogue):
             assert [sku.code for sku in query.objects(codes=codes)] == sorted(codes)
         assert len(queries) == 1
     assert len(calls) == 2  # one list of two codes, one of one
+
+
+def test_an_argument_used_twice_is_bound_twice(catalogue):
+    either = PreparedQuery(lambda code: Sku.objects.filter(Q(code=code) | Q(name=code)).values_list("code"))
+    assert either.rows(code="P-1") == [("P-1",)]
+    assert either.rows(code="商品2") == [("P-2",)]
 
 
 def test_the_constants_stay_as_compiled(catalogue):
