@@ -188,8 +188,11 @@ def save_fields(obj: Model, update_fields: Sequence[str]) -> None:
     ConcurrentTransitionMixin model the row is matched on its state fields as they were read,
     as that mixin's save does, so a transition another transaction committed meanwhile raises
     ConcurrentTransition instead of being overwritten. Like save(update_fields=...), a row that
-    is gone raises DatabaseError. No signals are sent (this project connects none).
+    is gone raises DatabaseError. No signals are sent (this project connects none). An empty
+    list saves nothing, as save(update_fields=[]) does.
     """
+    if not update_fields:
+        return
     connection = _db()
     model = type(obj)
     key = (model, connection.vendor, tuple(update_fields))

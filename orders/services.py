@@ -378,10 +378,10 @@ def _save_transitions(order: Order, entries: list[EventEntry], *, update_fields:
     The one place both paths end (one transition by _transition, or several at once as in
     order_pay): whatever must follow every transition belongs here, not in _transition.
     """
-    if update_fields:
-        save_fields(order, update_fields)  # save(update_fields=...), its statement kept
-    else:
+    if update_fields is None:
         order.save()
+    else:
+        save_fields(order, update_fields)  # save(update_fields=...), its statement kept
     if len(entries) == 1:
         (entry,) = entries
         order_event_record(

@@ -144,6 +144,9 @@ def test_save_fields_writes_what_save_with_update_fields_writes(create_order):
     assert len(queries) == 1 and queries[0]["sql"].startswith("UPDATE")
     fresh = Order.objects.get(pk=order.pk)
     assert fresh.remark == "改：请放门卫" and fresh.updated_at == order.updated_at > before
+    with CaptureQueriesContext(connection) as queries:
+        save_fields(order, [])  # as save(update_fields=[]): nothing
+    assert len(queries) == 0
 
 
 def test_save_fields_refuses_a_transition_someone_else_committed_meanwhile(create_order):
