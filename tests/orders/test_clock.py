@@ -269,22 +269,27 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
         Order.objects.filter(pk=order.pk).update(payment_deadline=timezone.now() - timedelta(seconds=1))
         body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
         barrier = threading.Barrier(2)
+        # One side, either, starts up to 20 ms after the other: spread over both sides' durations,
+        # so each interleaving happens however fast either side gets.
+        late = random.choice(["sweep", "notify"])
+        delays = {"sweep": 0.0, "notify": 0.0, late: random.uniform(0, 0.02)}
         answers: list = []
         sweep_errors: list = []
 
-        def sweep(barrier: threading.Barrier, errors: list) -> None:
+        def sweep(barrier: threading.Barrier, errors: list, delay: float) -> None:
             try:
                 barrier.wait()
-                time.sleep(random.uniform(0, 0.02))  # spread the start over the notify's own duration
+                time.sleep(delay)
                 order_close_expired(sync_limit=0)
             except Exception as exc:  # a thread's exception would not fail the test; the assertion below does
                 errors.append(exc)
             finally:
                 connections.close_all()
 
-        def notify(barrier: threading.Barrier, body: bytes, answers: list) -> None:
+        def notify(barrier: threading.Barrier, body: bytes, answers: list, delay: float) -> None:
             try:
                 barrier.wait()
+                time.sleep(delay)
                 answers.append(
                     Client()
                     .post("/payments/notify/alipay/", body, content_type="application/x-www-form-urlencoded")
@@ -294,8 +299,8 @@ def test_close_versus_notify_race_never_loses_money(settings, tmp_path, storefro
                 connections.close_all()
 
         threads = [
-            threading.Thread(target=sweep, args=(barrier, sweep_errors)),
-            threading.Thread(target=notify, args=(barrier, body, answers)),
+            threading.Thread(target=sweep, args=(barrier, sweep_errors, delays["sweep"])),
+            threading.Thread(target=notify, args=(barrier, body, answers, delays["notify"])),
         ]
         for thread in threads:
             thread.start()
