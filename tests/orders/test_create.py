@@ -216,3 +216,24 @@ def test_concurrent_identical_posts_create_one_order(storefront, tshirt):
     assert sum(1 for _, created in results if created) == 1
     assert Order.objects.count() == 1
     assert StockLevel.objects.get(sku=tshirt).reserved == 3
+
+
+def test_the_answer_read_column_by_column_is_what_drf_would_build(api, create_order, monkeypatch):
+    """OrderOutSerializer reads plain columns with getattr (ReadsAttributesDirectly): the JSON
+    must be what DRF's own to_representation builds, for a new order and a paid one."""
+    from rest_framework import serializers
+
+    from orders.api.serializers import OrderOutSerializer, ReadsAttributesDirectly
+
+    new = Order.objects.get(order_no=create_order()["order_no"])
+    paid = Order.objects.get(order_no=create_order()["order_no"])
+    services.order_pay(order=paid, amount=paid.payable_total, actor=services.Actor.system("test"))
+    answers = {}
+    for label in ("direct", "drf"):
+        if label == "drf":
+            monkeypatch.setattr(ReadsAttributesDirectly, "to_representation", serializers.Serializer.to_representation)
+        answers[label] = [
+            OrderOutSerializer(Order.objects.prefetch_related("lines").get(pk=order.pk)).data for order in (new, paid)
+        ]
+    assert answers["direct"] == answers["drf"]
+    assert answers["direct"][1]["paid_at"] and answers["direct"][1]["status_display"] == "待发货"
