@@ -7,9 +7,11 @@ import threading
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
 
 from inventory.models import Reservation, StockLevel
 from orders import services
+from orders.api.serializers import OrderOutSerializer, ReadsAttributesDirectly
 from orders.models import Order, OrderEvent
 from tests.conftest import client_for
 from tests.orders.factories import OrderInputFactory
@@ -221,10 +223,6 @@ def test_concurrent_identical_posts_create_one_order(storefront, tshirt):
 def test_the_answer_read_column_by_column_is_what_drf_would_build(api, create_order, monkeypatch):
     """OrderOutSerializer reads plain columns with getattr (ReadsAttributesDirectly): the JSON
     must be what DRF's own to_representation builds, for a new order and a paid one."""
-    from rest_framework import serializers
-
-    from orders.api.serializers import OrderOutSerializer, ReadsAttributesDirectly
-
     new = Order.objects.get(order_no=create_order()["order_no"])
     paid = Order.objects.get(order_no=create_order()["order_no"])
     services.order_pay(order=paid, amount=paid.payable_total, actor=services.Actor.system("test"))
