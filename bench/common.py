@@ -355,6 +355,7 @@ class Gunicorn:
 
     `env` is the server's environment, or a function of the server's URL that returns it (so
     OMS_SITE_URL can point at the server itself). It is ready once `ready_path` answers at all.
+    `app` serves another WSGI application instead, found on bench/ first (see `empty_server`).
     """
 
     def __init__(
@@ -363,7 +364,9 @@ class Gunicorn:
         env: dict[str, str] | Callable[[str], dict[str, str]],
         workers: int,
         ready_path: str = "/api/v1/orders/",
+        app: str = "oms.wsgi:application",
     ) -> None:
+        self.app = app
         self.workers = workers
         self.ready_path = ready_path
         self.port = free_port()
@@ -375,7 +378,7 @@ class Gunicorn:
     def __enter__(self) -> Gunicorn:
         command = [
             str(BIN / "gunicorn"),
-            "oms.wsgi:application",
+            self.app,
             "--workers",
             str(self.workers),
             "--bind",
@@ -385,6 +388,8 @@ class Gunicorn:
             "--log-level",
             "warning",
         ]
+        if self.app != "oms.wsgi:application":
+            command += ["--pythonpath", str(Path(__file__).resolve().parent)]
         self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         try:
             self._wait_until_ready()
@@ -424,6 +429,17 @@ class Gunicorn:
     def log_tail(self, chars: int = 4000) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-chars:]
+
+
+def empty_server(*, workers: int, status: str, body: str) -> Gunicorn:
+    """The HTTP ceiling's server: bench/empty_app.py on gunicorn, as many sync workers as the real one.
+
+    It answers every request with `status` and `body` after reading the request body, so the
+    benchmark's own client counts its answers; its rate is what HTTP alone allows here.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(EMPTY_APP_STATUS=status, EMPTY_APP_BODY=body, PYTHONUNBUFFERED="1")
+    return Gunicorn(env=env, workers=workers, ready_path="/", app="empty_app:application")
 
 
 # --- load runner ------------------------------------------------------------------------
@@ -704,6 +720,28 @@ class MachineLoad:
             f" {max(self.busy_s - self.ours_s, 0.0):.1f} core-s = {self.others_cores:.2f} cores on average;"
             f" load average (1 min) at its start: {loads}"
         )
+
+
+def ceiling_lines(ceiling: RunResult, *, floor: RunResult, http: RunResult, load: MachineLoad, unit: str) -> list[str]:
+    """What the HTTP ceiling (bench/empty_app.py, see `empty_server`) did, beside the floor and the endpoint.
+
+    The ceiling's share of the floor bounds the endpoint's: the same clients and gunicorn workers
+    with an application that does nothing cannot be beaten by one that does the work.
+    """
+    lines = [
+        f"ceiling: {ceiling.rate:8.1f} {unit}/s   p50 {ceiling.percentile_ms(50):7.1f} ms"
+        f"   p99 {ceiling.percentile_ms(99):7.1f} ms   ({ceiling.ok} ok, {len(ceiling.errors)} errors,"
+        f" {ceiling.elapsed_s:.2f} s; the same client threads and requests, answered on the same number of"
+        f" gunicorn sync workers by bench/empty_app.py, which reads the body and answers: HTTP alone)",
+        f"load  : during ceiling: {load.describe()}",
+    ]
+    lines += [f"ceiling error: {error}" for error in ceiling.errors[:ERRORS_SHOWN]]
+    if ceiling.rate > 0 and floor.rate > 0 and http.rate > 0:
+        lines.append(
+            f"bound : ceiling/floor = {ceiling.rate / floor.rate:.3f} (no endpoint served and loaded this way"
+            f" can pass that share of the floor); HTTP/ceiling = {http.rate / ceiling.rate:.3f}"
+        )
+    return lines
 
 
 def load_average() -> str:

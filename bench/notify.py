@@ -22,8 +22,15 @@ floor  The same work with nothing around it: N other orders of the same shape, t
        floor, bare verification on one thread, is still printed as an aside: it is not the
        same work, so no ratio is taken to it.
 
-rounds HTTP and floor take turns (``--rounds``, default 4), HTTP first in each round, so both
-       see the same machine; each kind's load line says how much of the cores other processes
+ceiling
+       The same notify bodies, POSTed by the same client threads to the same number of gunicorn
+       sync workers serving ``bench/empty_app.py`` instead of Django: it reads the body and
+       answers ``success``. No endpoint served and loaded this way can be faster, so the
+       ceiling's share of the floor bounds the endpoint's ratio on this machine (the clients,
+       gunicorn and PostgreSQL share its cores). Printed with its load line and as ``bound``.
+
+rounds HTTP, floor and ceiling take turns (``--rounds``, default 4), in that order in each
+       round, so all three see the same machine; each kind's load line says how much of the cores other processes
        took meanwhile and the 1-minute load average at each round's start.
 
 ratio  HTTP applied notifies/s divided by floor notifies/s, and its inverse ("x slower").
@@ -94,11 +101,13 @@ from common import (
     add_redis_url,
     add_rounds_option,
     bench_env,
+    ceiling_lines,
     close_django_connections,
     cpu_snapshot,
     create_storefront,
     database_name,
     django_setup,
+    empty_server,
     merge_runs,
     migrate,
     positive_int,
@@ -521,8 +530,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             http_rounds: list[RunResult] = []
             floor_rounds: list[RunResult] = []
-            http_load, floor_load = MachineLoad(cpus=cpus), MachineLoad(cpus=cpus)
-            with Gunicorn(env=server_env, workers=args.workers, ready_path=NOTIFY_PATH) as server:
+            ceiling_rounds: list[RunResult] = []
+            http_load, floor_load, ceiling_load = (MachineLoad(cpus=cpus) for _ in range(3))
+            with (
+                Gunicorn(env=server_env, workers=args.workers, ready_path=NOTIFY_PATH) as server,
+                empty_server(workers=args.workers, status="200 OK", body="success") as ceiling,
+            ):
                 print(
                     f"server: gunicorn oms.wsgi:application, {args.workers} sync workers on {server.url},"
                     f" DJANGO_SETTINGS_MODULE={SETTINGS} DEBUG=false, API_THROTTLE_RATE={THROTTLE_RATE},"
@@ -571,18 +584,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 finished=stop,
                             )
                         )
+                    assert ceiling.proc is not None
+                    with ceiling_load.part(dsn=dsn, gunicorn_pid=ceiling.proc.pid) as stop:
+                        ceiling_rounds.append(
+                            run_load(
+                                count=count,
+                                start=start,
+                                concurrency=args.concurrency,
+                                open_client=lambda: NotifyClient(url=f"{ceiling.url}{NOTIFY_PATH}", bodies=bodies),
+                                finished=stop,
+                            )
+                        )
                 server_log = server.log_tail()
             # gunicorn is stopped, so the single-thread verification figure does not compete with it.
             verify_only = run_verify_floor(public_pem, bodies)
 
-        http, floor = merge_runs(http_rounds), merge_runs(floor_rounds)
+        http, floor, ceiling_run = merge_runs(http_rounds), merge_runs(floor_rounds), merge_runs(ceiling_rounds)
         print(f"HTTP  = POST {NOTIFY_PATH} through gunicorn, {args.concurrency} client threads (requests.Session)")
         print(
             f"floor = the same work's floor: verify each notify (parse form, signing string, SHA256withRSA) and write"
             f" its rows (payment, order, inbox, 2 events) with raw SQL in one transaction, {args.concurrency}"
             f" psycopg2 connections, on {args.notifies} other orders of the same shape"
         )
-        print(f"rounds: {len(http_rounds)}, HTTP then floor in each, {args.notifies} notifies per kind in all")
+        print(
+            f"rounds: {len(http_rounds)}, HTTP, floor, then ceiling in each, {args.notifies} notifies per kind in all"
+        )
         print(
             f"HTTP  : {http.rate:8.1f} applied notifies/s   p50 {http.percentile_ms(50):7.1f} ms"
             f"   p99 {http.percentile_ms(99):7.1f} ms   ({http.ok} success, {len(http.errors)} errors,"
@@ -604,6 +630,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             print("ratio : n/a (a run applied no notify)")
+        for line in ceiling_lines(ceiling_run, floor=floor, http=http, load=ceiling_load, unit="notifies"):
+            print(line)
         print(
             f"also  : verification alone, 1 thread: {verify_only.rate:.1f} verifications/s"
             f" ({1000 / verify_only.rate:.3f} ms each; {verify_only.passes} passes in {verify_only.elapsed_s:.2f} s)"
@@ -629,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (http.errors or warmup_errors) and server_log.strip():
             print("server log (tail):")
             print(server_log)
-        failed = bool(http.errors or floor.errors or warmup_errors) or not same
+        failed = bool(http.errors or floor.errors or ceiling_run.errors or warmup_errors) or not same
     return 1 if failed else 0
 
 

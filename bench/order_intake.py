@@ -17,8 +17,15 @@ floor  The same N orders (same SKUs and quantities, order by order) written with
        else the API does (API key and throttle, the idempotency and SKU reads, validation,
        building the answer, HTTP, JSON, Django), so it is the rate the API could approach.
 
-rounds HTTP and floor take turns (``--rounds``, default 4): round r sends orders r/R..(r+1)/R of
-       each kind, HTTP first, then the floor. On a machine shared with other work the load
+ceiling
+       The same request bodies, POSTed by the same client threads to the same number of
+       gunicorn sync workers serving ``bench/empty_app.py`` instead of Django: it reads the body
+       and answers ``201``. No endpoint served and loaded this way can be faster, so the
+       ceiling's share of the floor bounds the endpoint's ratio, and its p99 at 32 clients is
+       the lowest p99 the endpoint could have there. Printed with its load line and as ``bound``.
+
+rounds HTTP, floor and ceiling take turns (``--rounds``, default 4): round r sends orders
+       r/R..(r+1)/R of each kind, HTTP first, then the floor, then the ceiling. On a machine shared with other work the load
        changes within a minute; alternating makes both kinds see the same weather. Idle sync
        workers use no CPU while the floor runs.
 
@@ -96,9 +103,11 @@ from common import (
     add_redis_url,
     add_rounds_option,
     bench_env,
+    ceiling_lines,
     create_skus,
     create_storefront,
     database_name,
+    empty_server,
     merge_runs,
     migrate,
     positive_int,
@@ -506,8 +515,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         http_rounds: list[RunResult] = []
         floor_rounds: list[RunResult] = []
-        http_load, floor_load = MachineLoad(cpus=usable_cpus()), MachineLoad(cpus=usable_cpus())
-        with Gunicorn(env=env, workers=args.workers) as server:
+        ceiling_rounds: list[RunResult] = []
+        http_load, floor_load, ceiling_load = (MachineLoad(cpus=usable_cpus()) for _ in range(3))
+        with (
+            Gunicorn(env=env, workers=args.workers) as server,
+            empty_server(workers=args.workers, status="201 Created", body="{}") as ceiling,
+        ):
             print(
                 f"server: gunicorn oms.wsgi:application, {args.workers} sync workers on {server.url},"
                 f" DJANGO_SETTINGS_MODULE={args.settings} DEBUG=false"
@@ -549,11 +562,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                             rate=args.rate,
                         )
                     )
-        http, floor = merge_runs(http_rounds), merge_runs(floor_rounds)
+                assert ceiling.proc is not None
+                with ceiling_load.part(dsn=dsn, gunicorn_pid=ceiling.proc.pid) as stop:
+                    ceiling_rounds.append(
+                        run_load(
+                            count=count,
+                            start=start,
+                            finished=stop,
+                            concurrency=args.concurrency,
+                            open_client=lambda: HttpClient(
+                                url=f"{ceiling.url}/api/v1/orders/", api_key=api_key, bodies=bodies
+                            ),
+                            rate=args.rate,
+                        )
+                    )
+        http, floor, ceiling_run = merge_runs(http_rounds), merge_runs(floor_rounds), merge_runs(ceiling_rounds)
 
         print(f"HTTP  = POST /api/v1/orders/ through gunicorn, {args.concurrency} client threads (requests.Session)")
         print(f"floor = same orders as raw SQL via psycopg2, one transaction each, {args.concurrency} connections")
-        print(f"rounds: {len(http_rounds)}, HTTP then floor in each, {args.orders} orders per kind in all")
+        print(f"rounds: {len(http_rounds)}, HTTP, floor, then ceiling in each, {args.orders} orders per kind in all")
         print(result_line("HTTP", http))
         print_errors("HTTP", http.errors)
         print(f"load  : during HTTP : {http_load.describe()}")
@@ -572,6 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             print("ratio : n/a (a run placed no orders)")
+        for line in ceiling_lines(ceiling_run, floor=floor, http=http, load=ceiling_load, unit="orders"):
+            print(line)
 
         http_rows, floor_rows = rows_written(dsn, HTTP_PREFIX), rows_written(dsn, FLOOR_PREFIX)
         reserved, held = stock_consistent(dsn)
@@ -582,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"check : stock reserved {reserved} = active reservations {held};"
             f" {'same rows in both runs' if same else 'MISMATCH'}"
         )
-        failed = bool(http.errors or floor.errors) or not same
+        failed = bool(http.errors or floor.errors or ceiling_run.errors) or not same
     return 1 if failed else 0
 
 
