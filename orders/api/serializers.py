@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db.models.query_utils import DeferredAttribute
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -219,6 +220,21 @@ class AftersaleSummarySerializer(serializers.Serializer):
     refunded_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
+_STATUS_LABELS: dict[str | None, dict[str, str]] = {}
+
+
+def status_label(status: str) -> str:
+    """What ``order.get_status_display()`` gives, in the active language, from a table kept per
+    language: Django's version rebuilds the choices dict on every call, translating each label
+    in it, and every order answer calls it once."""
+    language = translation.get_language()
+    labels = _STATUS_LABELS.get(language)
+    if labels is None:
+        field = Order._meta.get_field("status")
+        labels = _STATUS_LABELS[language] = {value: str(label) for value, label in field.flatchoices}
+    return labels.get(status, status)
+
+
 class OrderOutSerializer(ReadsAttributesDirectly, FieldsBuiltOnce, serializers.ModelSerializer):
     """The order answer. Serializing a fresh order from order_create reads nothing: its
     lines come prefetched (orders.services.order_create), and so must any relation added
@@ -272,7 +288,7 @@ class OrderOutSerializer(ReadsAttributesDirectly, FieldsBuiltOnce, serializers.M
         read_only_fields = fields
 
     def get_status_display(self, order: Order) -> str:
-        return order.get_status_display()
+        return status_label(order.status)
 
     def get_customer(self, order: Order) -> dict[str, str]:
         return {

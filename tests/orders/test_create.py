@@ -7,11 +7,12 @@ import threading
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 from rest_framework import serializers
 
 from inventory.models import Reservation, StockLevel
 from orders import services
-from orders.api.serializers import OrderOutSerializer, ReadsAttributesDirectly
+from orders.api.serializers import OrderOutSerializer, ReadsAttributesDirectly, status_label
 from orders.models import Order, OrderEvent
 from tests.conftest import client_for
 from tests.orders.factories import OrderInputFactory
@@ -235,3 +236,17 @@ def test_the_answer_read_column_by_column_is_what_drf_would_build(api, create_or
         ]
     assert answers["direct"] == answers["drf"]
     assert answers["direct"][1]["paid_at"] and answers["direct"][1]["status_display"] == "待发货"
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_the_answers_status_label_is_get_status_display_in_each_language(language):
+    """status_label keeps one table per language; it must say what Django's get_status_display
+    says for every status, in the language active at the time (and the bare value for none)."""
+    with translation.override(language):
+        for value, _label in Order._meta.get_field("status").flatchoices:
+            assert status_label(value) == Order(status=value).get_status_display()
+        assert status_label("no-such-status") == "no-such-status"
+    with translation.override("en"):
+        english = status_label("pending_payment")
+    with translation.override("zh-hans"):
+        assert status_label("pending_payment") == "待付款" != english
