@@ -744,6 +744,12 @@ def ceiling_lines(ceiling: RunResult, *, floor: RunResult, http: RunResult, load
     return lines
 
 
+def measured_round(load: MachineLoad, *, dsn: str, gunicorn_pid: int | None = None, **run: Any) -> RunResult:
+    """One round of `run_load(**run)`, its CPU and the machine's counted into `load`."""
+    with load.part(dsn=dsn, gunicorn_pid=gunicorn_pid) as stop:
+        return run_load(finished=stop, **run)
+
+
 def load_average() -> str:
     try:
         return Path("/proc/loadavg").read_text().split()[0]

@@ -108,6 +108,7 @@ from common import (
     database_name,
     django_setup,
     empty_server,
+    measured_round,
     merge_runs,
     migrate,
     positive_int,
@@ -572,29 +573,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                         cpu_spent += sum(
                             cpu - round_before.gunicorn.get(pid, 0.0) for pid, cpu in round_after.gunicorn.items()
                         )
-                    with floor_load.part(dsn=dsn) as stop:
-                        floor_rounds.append(
-                            run_load(
-                                count=count,
-                                start=start,
-                                concurrency=args.concurrency,
-                                open_client=lambda: SqlNotifyClient(
-                                    dsn=dsn, public_key_pem=public_pem, bodies=floor_bodies
-                                ),
-                                finished=stop,
-                            )
+                    each = {"count": count, "start": start, "concurrency": args.concurrency}
+                    floor_rounds.append(
+                        measured_round(
+                            floor_load,
+                            dsn=dsn,
+                            open_client=lambda: SqlNotifyClient(
+                                dsn=dsn, public_key_pem=public_pem, bodies=floor_bodies
+                            ),
+                            **each,
                         )
+                    )
                     assert ceiling.proc is not None
-                    with ceiling_load.part(dsn=dsn, gunicorn_pid=ceiling.proc.pid) as stop:
-                        ceiling_rounds.append(
-                            run_load(
-                                count=count,
-                                start=start,
-                                concurrency=args.concurrency,
-                                open_client=lambda: NotifyClient(url=f"{ceiling.url}{NOTIFY_PATH}", bodies=bodies),
-                                finished=stop,
-                            )
+                    ceiling_rounds.append(
+                        measured_round(
+                            ceiling_load,
+                            dsn=dsn,
+                            gunicorn_pid=ceiling.proc.pid,
+                            open_client=lambda: NotifyClient(url=f"{ceiling.url}{NOTIFY_PATH}", bodies=bodies),
+                            **each,
                         )
+                    )
                 server_log = server.log_tail()
             # gunicorn is stopped, so the single-thread verification figure does not compete with it.
             verify_only = run_verify_floor(public_pem, bodies)

@@ -108,6 +108,7 @@ from common import (
     create_storefront,
     database_name,
     empty_server,
+    measured_round,
     merge_runs,
     migrate,
     positive_int,
@@ -540,42 +541,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             # HTTP and floor take turns, so a change in what else runs on the machine hits both.
             # Between HTTP rounds the idle sync workers use no CPU: the floor has the machine.
             for start, count in round_slices(args.orders, args.rounds):
-                with http_load.part(dsn=dsn, gunicorn_pid=server.proc.pid) as stop:
-                    http_rounds.append(
-                        run_load(
-                            count=count,
-                            start=start,
-                            finished=stop,
-                            concurrency=args.concurrency,
-                            open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=bodies),
-                            rate=args.rate,
-                        )
+                each = {"count": count, "start": start, "concurrency": args.concurrency, "rate": args.rate}
+                http_rounds.append(
+                    measured_round(
+                        http_load,
+                        dsn=dsn,
+                        gunicorn_pid=server.proc.pid,
+                        open_client=lambda: HttpClient(url=endpoint, api_key=api_key, bodies=bodies),
+                        **each,
                     )
-                with floor_load.part(dsn=dsn) as stop:
-                    floor_rounds.append(
-                        run_load(
-                            count=count,
-                            start=start,
-                            finished=stop,
-                            concurrency=args.concurrency,
-                            open_client=lambda: SqlClient(dsn=dsn, storefront=storefront, skus=skus, plans=plans),
-                            rate=args.rate,
-                        )
+                )
+                floor_rounds.append(
+                    measured_round(
+                        floor_load,
+                        dsn=dsn,
+                        open_client=lambda: SqlClient(dsn=dsn, storefront=storefront, skus=skus, plans=plans),
+                        **each,
                     )
+                )
                 assert ceiling.proc is not None
-                with ceiling_load.part(dsn=dsn, gunicorn_pid=ceiling.proc.pid) as stop:
-                    ceiling_rounds.append(
-                        run_load(
-                            count=count,
-                            start=start,
-                            finished=stop,
-                            concurrency=args.concurrency,
-                            open_client=lambda: HttpClient(
-                                url=f"{ceiling.url}/api/v1/orders/", api_key=api_key, bodies=bodies
-                            ),
-                            rate=args.rate,
-                        )
+                ceiling_rounds.append(
+                    measured_round(
+                        ceiling_load,
+                        dsn=dsn,
+                        gunicorn_pid=ceiling.proc.pid,
+                        open_client=lambda: HttpClient(
+                            url=f"{ceiling.url}/api/v1/orders/", api_key=api_key, bodies=bodies
+                        ),
+                        **each,
                     )
+                )
         http, floor, ceiling_run = merge_runs(http_rounds), merge_runs(floor_rounds), merge_runs(ceiling_rounds)
 
         print(f"HTTP  = POST /api/v1/orders/ through gunicorn, {args.concurrency} client threads (requests.Session)")
