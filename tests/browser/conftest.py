@@ -27,6 +27,7 @@ def browser(monkeypatch):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is missing: .ci/run installs it with apt-get")
         pytest.skip("chromium is not installed (apt-get install chromium fonts-noto-cjk)")
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -34,6 +35,10 @@ def browser(monkeypatch):
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield instance
         instance.close()
+        # While Playwright's loop runs, asgiref keeps Django's connections per context instead of
+        # per thread, so the test's own connection is not the one pytest-django closes later, and
+        # it kept the test database busy when the run ended. Close it here, in that context.
+        connections.close_all()
 
 
 @pytest.fixture
