@@ -5,7 +5,8 @@ What is measured
 HTTP   N orders (default 2,000), each with one Alipay payment attempt, each paid by one valid
        RSA2-signed ``TRADE_SUCCESS`` notify POSTed to ``/payments/notify/alipay/`` on a real
        gunicorn server (sync workers, ``oms.wsgi:application``) by C client threads (default 8),
-       each with its own ``requests.Session``. A notify counts only if it is answered HTTP 200
+       each with its own ``common.HttpPost`` (a socket per request, as gunicorn's sync workers
+       close every connection; see its docstring). A notify counts only if it is answered HTTP 200
        with the bare body ``success``. Printed: applied notifies/s (such answers / wall time of
        the HTTP rounds), p50/p99 latency, gunicorn's CPU per notify, and the first few failures.
 
@@ -83,17 +84,16 @@ from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 import psycopg2
-import requests
 from common import (
     ADDRESS,
     CATALOG,
     CUSTOMER,
-    HTTP_TIMEOUT_S,
     STOCK_PER_SKU,
     STOREFRONT_CODE,
     THROTTLE_RATE,
     WARMUP_PREFIX,
     Gunicorn,
+    HttpPost,
     MachineLoad,
     RunResult,
     add_database_url,
@@ -272,19 +272,17 @@ class NotifyClient:
     """POSTs pre-signed notify bodies, as Alipay does (form-encoded); wants HTTP 200 `success`."""
 
     def __init__(self, *, url: str, bodies: Sequence[bytes]) -> None:
-        self.url = url
         self.bodies = bodies
-        self.session = requests.Session()
-        self.session.headers.update({"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+        self.http = HttpPost(url, {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
 
     def send(self, index: int) -> str | None:
-        response = self.session.post(self.url, data=self.bodies[index], timeout=HTTP_TIMEOUT_S)
-        if response.status_code == 200 and response.text == "success":
+        status, content = self.http.post(self.bodies[index])
+        if status == 200 and content == b"success":
             return None
-        return f"notify {index}: HTTP {response.status_code}: {response.text[:300]!r}"
+        return f"notify {index}: HTTP {status}: {content[:300]!r}"
 
     def close(self) -> None:
-        self.session.close()
+        pass
 
 
 # --- the floors: bare RSA2 verification, and verification + the same rows in raw SQL ----------
@@ -599,7 +597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             verify_only = run_verify_floor(public_pem, bodies)
 
         http, floor, ceiling_run = merge_runs(http_rounds), merge_runs(floor_rounds), merge_runs(ceiling_rounds)
-        print(f"HTTP  = POST {NOTIFY_PATH} through gunicorn, {args.concurrency} client threads (requests.Session)")
+        print(
+            f"HTTP  = POST {NOTIFY_PATH} through gunicorn, {args.concurrency} client threads (common.HttpPost: one socket per request)"
+        )
         print(
             f"floor = the same work's floor: verify each notify (parse form, signing string, SHA256withRSA) and write"
             f" its rows (payment, order, inbox, 2 events) with raw SQL in one transaction, {args.concurrency}"

@@ -4,7 +4,8 @@ What is measured
 ----------------
 HTTP   N orders (default 2,000) are POSTed to ``/api/v1/orders/`` on a real gunicorn server
        (sync workers, ``oms.wsgi:application``) by C client threads (default 8), each with its
-       own ``requests.Session``. Every order has a unique ``external_id`` and 1-3 lines. Printed:
+       own ``common.HttpPost`` (a socket per request, as gunicorn's sync workers close every
+       connection; see its docstring). Every order has a unique ``external_id`` and 1-3 lines. Printed:
        orders/s (201 answers / wall time of the run), p50/p99 latency of the 201 answers, and
        the count and first few bodies of any non-201 answer.
 
@@ -85,16 +86,15 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg2
-import requests
 from common import (
     ADDRESS,
     CUSTOMER,
-    HTTP_TIMEOUT_S,
     ORDER_COLUMNS,
     STOCK_PER_SKU,
     THROTTLE_RATE,
     WARMUP_PREFIX,
     Gunicorn,
+    HttpPost,
     MachineLoad,
     RunResult,
     SkuRow,
@@ -226,19 +226,17 @@ def request_body(external_id: str, plan: OrderLines, skus: Sequence[SkuRow]) -> 
 
 class HttpClient:
     def __init__(self, *, url: str, api_key: str, bodies: Sequence[bytes]) -> None:
-        self.url = url
         self.bodies = bodies
-        self.session = requests.Session()
-        self.session.headers.update({"Authorization": f"Api-Key {api_key}", "Content-Type": "application/json"})
+        self.http = HttpPost(url, {"Authorization": f"Api-Key {api_key}", "Content-Type": "application/json"})
 
     def send(self, index: int) -> str | None:
-        response = self.session.post(self.url, data=self.bodies[index], timeout=HTTP_TIMEOUT_S)
-        if response.status_code == 201:
+        status, content = self.http.post(self.bodies[index])
+        if status == 201:
             return None
-        return f"HTTP {response.status_code}: {response.text[:500]}"
+        return f"HTTP {status}: {content[:500].decode(errors='replace')}"
 
     def close(self) -> None:
-        self.session.close()
+        pass
 
 
 def http_bodies(prefix: str, plans: Sequence[OrderLines], skus: Sequence[SkuRow]) -> list[bytes]:
@@ -573,7 +571,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         http, floor, ceiling_run = merge_runs(http_rounds), merge_runs(floor_rounds), merge_runs(ceiling_rounds)
 
-        print(f"HTTP  = POST /api/v1/orders/ through gunicorn, {args.concurrency} client threads (requests.Session)")
+        print(
+            f"HTTP  = POST /api/v1/orders/ through gunicorn, {args.concurrency} client threads (common.HttpPost: one socket per request)"
+        )
         print(f"floor = same orders as raw SQL via psycopg2, one transaction each, {args.concurrency} connections")
         print(f"rounds: {len(http_rounds)}, HTTP, floor, then ceiling in each, {args.orders} orders per kind in all")
         print(result_line("HTTP", http))
