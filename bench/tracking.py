@@ -6,7 +6,7 @@ HTTP   N shipped parcels (default 500), each getting P pushes (default 4: 揽收
        as Kuaidi100 sends them: form ``param`` (JSON, every scan so far, newest first) and
        ``sign`` = uppercase MD5(param + KUAIDI100_SALT), POSTed to ``/fulfillment/tracking/kuaidi100/``
        on a real gunicorn server (sync workers, ``oms.wsgi:application``) by C client threads
-       (default 8), each with its own ``requests.Session``. The pushes go round by round (every
+       (default 8), each with its own ``common.HttpPost``. The pushes go round by round (every
        parcel's 揽收, then every parcel's 在途, ...), so concurrent pushes rarely share a parcel.
        A push counts only if answered HTTP 200 with ``"result": true``. Printed: applied
        pushes/s (such answers / wall time), p50/p99 latency, the first few failures. One push in
@@ -60,17 +60,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import psycopg2
-import requests
 from common import (
     ADDRESS,
     CUSTOMER,
-    HTTP_TIMEOUT_S,
     STOCK_PER_SKU,
     STOREFRONT_CODE,
     Gunicorn,
+    HttpPost,
     add_database_url,
     add_load_options,
     add_redis_url,
@@ -231,19 +231,20 @@ def count_queries(parcel: tuple[int, str], steps: list[tuple[str, str, str]]) ->
 
 
 class PushClient:
+    """POSTs the pushes' forms, encoded before the clock starts, as Kuaidi100 does."""
+
     def __init__(self, *, url: str, forms: Sequence[dict[str, str]]) -> None:
-        self.url = url
-        self.forms = forms
-        self.session = requests.Session()
+        self.bodies = [urlencode(form).encode() for form in forms]
+        self.http = HttpPost(url, {"Content-Type": "application/x-www-form-urlencoded"})
 
     def send(self, index: int) -> str | None:
-        response = self.session.post(self.url, data=self.forms[index], timeout=HTTP_TIMEOUT_S)
-        if response.status_code == 200 and response.json().get("result") is True:
+        status, content = self.http.post(self.bodies[index])
+        if status == 200 and json.loads(content).get("result") is True:
             return None
-        return f"push {index}: HTTP {response.status_code}: {response.text[:300]!r}"
+        return f"push {index}: HTTP {status}: {content[:300]!r}"
 
     def close(self) -> None:
-        self.session.close()
+        pass
 
 
 # --- the floor: MD5 check + the same writes in raw SQL ----------------------------------------
@@ -423,7 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # gunicorn is stopped, so the floor does not compete with it.
         floor = run_floor(dsn, floor_forms, dict((t, i) for i, t in floor_parcels), args.concurrency)
 
-        print(f"HTTP  = POST {PUSH_PATH} through gunicorn, {args.concurrency} client threads (requests.Session)")
+        print(
+            f"HTTP  = POST {PUSH_PATH} through gunicorn, {args.concurrency} client threads (common.HttpPost: one socket per request)"
+        )
         print(
             f"floor = the same {total} pushes for other parcels: MD5 check + json.loads + INSERT inbox row,"
             f" INSERT scans ON CONFLICT DO NOTHING, UPDATE parcel, one transaction each, psycopg2,"
