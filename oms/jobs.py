@@ -48,7 +48,7 @@ class RedisJobWriter:
     (`AMQP.as_task_v2`, protocol 2) and the envelope is the one kombu's virtual transport
     wraps it in (a test compares the two field by field, and a real worker runs the jobs).
     It covers a job only when nothing would make `apply_async` write anything else: a JSON
-    broker with no routes, compression or key prefix, no publish signal receivers, no task
+    broker with no routes, compression, key prefix or TLS options, no publish signal receivers, no task
     options (queue, priority, limits, expiry) or `apply_async` of its own, and no current worker
     task to record as parent.
     """
@@ -79,6 +79,7 @@ class RedisJobWriter:
             and conf.task_protocol == 2
             and not conf.task_send_sent_event
             and not conf.broker_transport_options
+            and not conf.broker_use_ssl
         )
 
     def covers(self, task_name: str) -> bool:
