@@ -115,6 +115,12 @@ def test_servers_default_to_production_settings(module):
     assert settings_seen_by(sys.executable, "-c", f"import {module}\n{SHOW_SETTINGS}") == "oms.settings.prod False"
 
 
+def test_the_wsgi_application_freezes_what_it_loaded():
+    """oms.wsgi moves the objects loaded at start out of the garbage collector's walks."""
+    frozen = settings_seen_by(sys.executable, "-c", "import gc, oms.wsgi\nprint(gc.get_freeze_count())")
+    assert int(frozen) > 50_000
+
+
 def test_manage_py_keeps_the_dev_settings_with_the_sandbox_on():
     assert settings_seen_by(sys.executable, "manage.py", "shell", "-c", SHOW_SETTINGS) == "oms.settings.dev True"
 
