@@ -47,12 +47,19 @@ class PreparedQuery:
         return self._execute(connections[DEFAULT_DB_ALIAS], values)[1]
 
     def objects(self, **values: Any) -> list[Model]:
-        """The result rows as model instances (a queryset of whole models, no select_related)."""
+        """The result rows as model instances, with the objects select_related named (one level
+        of forward relations) read from the same rows and set on them, as the queryset would."""
         db = connections[DEFAULT_DB_ALIAS]
         compiled, rows = self._execute(db, values)
         assert compiled.model is not None, "objects() needs a queryset of model instances"
         from_db, names, width = compiled.model.from_db, compiled.attnames, len(compiled.attnames)
-        return [from_db(db.alias, names, row[:width]) for row in rows]
+        found = []
+        for row in rows:
+            obj = from_db(db.alias, names, row[:width])
+            for related in compiled.related:
+                related.attach(obj, row, db.alias)
+            found.append(obj)
+        return found
 
     def _execute(self, db: BaseDatabaseWrapper, values: dict[str, Any]) -> tuple[_Compiled, list[tuple]]:
         shape = (
@@ -87,6 +94,7 @@ class _Compiled:
         self.slots = slots  # per parameter: ("value", name, index or None) or ("constant", value)
         self.model = model
         self.attnames = attnames
+        self.related: list[_Related] = []
 
     @classmethod
     def of(cls, db: BaseDatabaseWrapper, build: Callable[..., QuerySet], values: dict[str, Any]) -> _Compiled:
@@ -122,17 +130,19 @@ class _Compiled:
         if len(used) < len(where):
             missing = sorted({name for fake, (name, _) in where.items() if fake not in used})
             raise ValueError(f"PreparedQuery arguments not passed to the statement as they are: {missing}")
-        model, attnames = None, []
+        model, attnames, related = None, [], []
         if queryset._iterable_class is ModelIterable:
-            assert not queryset.query.select_related, "objects() does not follow select_related"
             model = queryset.model
             klass = compiler.klass_info
             assert klass["select_fields"] == list(range(len(klass["select_fields"])))
             attnames = [compiler.select[i][0].target.attname for i in klass["select_fields"]]
+            related = [_Related.of(compiler, info) for info in klass.get("related_klass_infos", [])]
         # What Django does to each value read (a Decimal from SQLite's text, JSON from PostgreSQL's).
         selected = [column[0] for column in compiler.select[: compiler.col_count]]
         converters = sorted(compiler.get_converters(selected).items())
-        return cls(sql, slots, model, attnames, for_update=queryset.query.select_for_update, converters=converters)
+        compiled = cls(sql, slots, model, attnames, for_update=queryset.query.select_for_update, converters=converters)
+        compiled.related = related
+        return compiled
 
     def convert(self, db: BaseDatabaseWrapper, rows: list[tuple]) -> list[tuple]:
         converted = []
@@ -155,3 +165,31 @@ class _Compiled:
                 value = values[slot[1]]
                 params.append(value if slot[2] is None else value[slot[2]])
         return params
+
+
+class _Related:
+    """One object select_related reads from the same row (as Django's RelatedPopulator)."""
+
+    def __init__(self, model: type[Model], attnames: list[str], start: int, local_setter, remote_setter) -> None:
+        self.model = model
+        self.attnames = attnames
+        self.start, self.end = start, start + len(attnames)
+        self.pk_index = start + attnames.index(model._meta.pk.attname)
+        self.local_setter, self.remote_setter = local_setter, remote_setter
+
+    @classmethod
+    def of(cls, compiler, info: dict) -> _Related:
+        assert not info["reverse"] and not info.get("from_parent"), "forward relations only"
+        assert not info.get("related_klass_infos"), "one level of select_related"
+        fields = info["select_fields"]
+        assert fields == list(range(fields[0], fields[0] + len(fields)))
+        attnames = [compiler.select[i][0].target.attname for i in fields]
+        return cls(info["model"], attnames, fields[0], info["local_setter"], info["remote_setter"])
+
+    def attach(self, obj: Model, row: tuple, alias: str) -> None:
+        related = None
+        if row[self.pk_index] is not None:
+            related = self.model.from_db(alias, self.attnames, row[self.start : self.end])
+        self.local_setter(obj, related)
+        if related is not None:
+            self.remote_setter(related, obj)

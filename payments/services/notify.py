@@ -122,15 +122,15 @@ def payment_receive_notification(
 _INBOX_OUTCOME_FOR_UPDATE = PreparedQuery(
     lambda pk: PaymentNotification.objects.select_for_update().filter(pk=pk).order_by().values_list("outcome")
 )
-_ORDER_OF_ATTEMPT_FOR_UPDATE = PreparedQuery(
+# The attempt with its order, both locked by one statement: FOR UPDATE OF the order first, then
+# the payment, so the rows are locked in the order every other path takes them (order, payment).
+_ATTEMPT_AND_ORDER_FOR_UPDATE = PreparedQuery(
     lambda out_trade_no, channel: (
-        Order.objects.select_for_update(of=("self",))
-        .filter(payments__out_trade_no=out_trade_no, payments__channel=channel)
-        .order_by()[:1]
+        Payment.objects.select_related("order")
+        .select_for_update(of=("order", "self"))
+        .filter(out_trade_no=out_trade_no, channel=channel)
+        .order_by()
     )
-)
-_PAYMENT_FOR_UPDATE = PreparedQuery(
-    lambda out_trade_no: Payment.objects.select_for_update().filter(out_trade_no=out_trade_no).order_by()
 )
 
 
@@ -207,10 +207,9 @@ def apply_success(
     the caller already has it (the notify verified with it).
     """
     outcome_note = ""
-    # The attempt's order, found and locked in one statement (the order row lock comes first,
-    # before the payment's, as everywhere).
-    found = _ORDER_OF_ATTEMPT_FOR_UPDATE.objects(out_trade_no=out_trade_no, channel=channel)
-    order = found[0] if found else None
+    found = _ATTEMPT_AND_ORDER_FOR_UPDATE.objects(out_trade_no=out_trade_no, channel=channel)
+    payment = found[0] if found else None
+    order = payment.order if payment is not None else None
     ids = {"gateway_trade_no": gateway_trade_no, "source": source}
 
     def finish(outcome: str, note: str = "", payment: Payment | None = None, order: Order | None = None) -> str:
@@ -232,7 +231,6 @@ def apply_success(
         )
         return finish(Outcome.CASE_OPENED, "unknown out_trade_no")
 
-    (payment,) = _PAYMENT_FOR_UPDATE.objects(out_trade_no=out_trade_no)  # the order was found through it
     gateway = gateway or get_gateway(channel)
     if (merchant_id, app_id) != (gateway.merchant_id, gateway.app_id):
         case_open(

@@ -51,6 +51,25 @@ def test_rows_and_objects_are_what_the_queryset_returns(catalogue):
     assert SKU_ID.rows(code="x' OR '1'='1") == []
 
 
+def test_objects_follow_select_related_as_the_queryset_does(catalogue):
+    """One level of forward relations, read from the same row: the statement the notify uses to
+    take a payment and its order (tests/payments/test_notify.py checks its lock order)."""
+    warehouse = Warehouse.objects.create(code="HZ", name="杭州仓")
+    for sku in catalogue[:2]:
+        StockLevel.objects.create(sku=sku, warehouse=warehouse, on_hand=5)
+    levels = PreparedQuery(
+        lambda code: StockLevel.objects.select_related("sku", "warehouse").filter(sku__code=code).order_by()
+    )
+    [got] = levels.objects(code="P-1")
+    [expected] = StockLevel.objects.select_related("sku", "warehouse").filter(sku__code="P-1")
+    with CaptureQueriesContext(connection) as queries:
+        assert (got.pk, got.sku, got.warehouse) == (expected.pk, catalogue[1], warehouse)
+        assert vars_of(got.sku) == vars_of(expected.sku)
+        assert got.warehouse.name == "杭州仓" and not got.sku._state.adding
+    assert len(queries) == 0  # both came with the row
+    assert levels.objects(code="P-3") == []
+
+
 def vars_of(sku: Sku) -> dict:
     return {field.attname: getattr(sku, field.attname) for field in Sku._meta.concrete_fields}
 

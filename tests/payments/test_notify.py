@@ -5,6 +5,7 @@ the keys are generated here and the notifies signed here, the way the gateways d
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -79,11 +80,12 @@ def test_an_applied_notify_is_a_fixed_number_of_queries(gateways, order, django_
     payment = attempt(order)
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
     # The inbox row in its own savepoint (SAVEPOINT, INSERT, RELEASE here, inside the test's
-    # transaction); then SAVEPOINT, the inbox row's outcome locked, the order found through its
-    # payment and locked, the payment locked, the payment's new status, the order paid and
-    # approved in one UPDATE, both events in one INSERT, the inbox outcome, RELEASE. It was 18,
-    # then 13 (the order's id read before locking it, the whole inbox row read again).
-    with django_assert_max_num_queries(12):
+    # transaction); then SAVEPOINT, the inbox row's outcome locked, the payment and its order
+    # read and locked in one statement, the payment's new status, the order paid and approved
+    # in one UPDATE, both events in one INSERT, the inbox outcome, RELEASE. It was 18, then 13
+    # (the order's id read before locking it, the whole inbox row read again), then 12 (the
+    # payment locked by a statement of its own).
+    with django_assert_max_num_queries(11):
         assert post_alipay(body).content == b"success"
     order.refresh_from_db()
     assert order.status == "awaiting_shipment"
@@ -91,9 +93,9 @@ def test_an_applied_notify_is_a_fixed_number_of_queries(gateways, order, django_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_applied_notify_outside_a_transaction_is_ten_statements(gateways, order):
+def test_an_applied_notify_outside_a_transaction_is_nine_statements(gateways, order):
     """As the endpoint runs in production (autocommit, no outer transaction): the inbox INSERT
-    commits by itself, then one transaction BEGIN .. COMMIT around the 8 statements above."""
+    commits by itself, then one transaction BEGIN .. COMMIT around the statements above."""
     payment = attempt(order)
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
     with CaptureQueriesContext(connections["default"]) as queries:
@@ -104,7 +106,6 @@ def test_an_applied_notify_outside_a_transaction_is_ten_statements(gateways, ord
         "BEGIN",
         "SELECT",
         "SELECT",
-        "SELECT",
         "UPDATE",
         "UPDATE",
         "INSERT",
@@ -112,6 +113,59 @@ def test_an_applied_notify_outside_a_transaction_is_ten_statements(gateways, ord
         "COMMIT",
     ]
     assert PaymentNotification.objects.get().outcome == "applied"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_notify_locks_the_order_before_the_payment(gateways, order):
+    """Every path that locks both takes the order's row first. The notify takes both in one
+    statement (FOR UPDATE OF the order, then the payment): while the payment's row is held
+    elsewhere, the notify waits holding the order's row, never the other way round."""
+    payment = attempt(order)
+    body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
+    holder = connections["default"].copy()
+    try:
+        holder.set_autocommit(False)
+        with holder.cursor() as cursor:  # another transaction holds the payment only
+            cursor.execute("SELECT id FROM payments_payment WHERE id = %s FOR UPDATE", [payment.pk])
+        answers: list = []
+
+        def deliver() -> None:
+            try:
+                answers.append(post_alipay(body).content)
+            finally:
+                connections.close_all()
+
+        notify = threading.Thread(target=deliver)
+        notify.start()
+        probe = connections["default"].copy()
+        try:
+            order_held = False
+            for _ in range(100):  # until the notify holds the order and waits for the payment
+                with probe.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                        " WHERE NOT l.granted AND a.datname = current_database()"
+                    )
+                    waiting = cursor.fetchone()[0]
+                if waiting:
+                    with probe.cursor() as cursor:
+                        cursor.execute("BEGIN")
+                        cursor.execute("SELECT id FROM orders_order WHERE id = %s FOR UPDATE SKIP LOCKED", [order.pk])
+                        order_held = cursor.fetchone() is None  # skipped: the notify holds it
+                        cursor.execute("ROLLBACK")
+                    break
+                time.sleep(0.05)
+            assert waiting and order_held
+        finally:
+            probe.close()
+        holder.rollback()
+        notify.join(timeout=30)
+        assert answers == [b"success"]
+    finally:
+        holder.close()
+    order.refresh_from_db()
+    assert order.status == "awaiting_shipment"
 
 
 def test_valid_wechat_notify_applies_once(gateways, order):
