@@ -102,6 +102,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's, with a health check that reads the socket instead of sending SELECT 1.
+        DATABASES["default"]["ENGINE"] = "oms.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
