@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 from celery import Celery, Task, current_app, signals
+from celery.utils.saferepr import saferepr
 from django.db import transaction
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps as json_dumps
@@ -58,6 +59,7 @@ class RedisJobWriter:
     def __init__(self, app: Celery) -> None:
         self.app = app
         self.client = redis.Redis.from_url(app.conf.broker_url)
+        self.repr_maxlevels = app.conf.task_repr_maxlevels  # as_task_v2 would read it twice per job
         self._options_unset: dict[str, bool] = {}
 
     @classmethod
@@ -102,7 +104,7 @@ class RedisJobWriter:
             )
         return self._options_unset[task_name]
 
-    def envelope(self, task_name: str, args: tuple, countdown: int | None) -> dict[str, Any]:
+    def envelope(self, task_name: str, args: tuple, countdown: int | None, queue: str) -> dict[str, Any]:
         """The Redis list entry for one job, as kombu's Redis transport writes it."""
         app = self.app
         task = app.tasks.get(task_name)
@@ -118,6 +120,8 @@ class RedisJobWriter:
             None,
             reply_to=app.thread_oid,
             ignore_result=None if task is None else task.ignore_result,
+            argsrepr=saferepr(args, app.amqp.argsrepr_maxsize, maxlevels=self.repr_maxlevels),
+            kwargsrepr="{}",
         )
         content_type, content_encoding, body = serialize(message.body, serializer="json")
         return {
@@ -128,21 +132,18 @@ class RedisJobWriter:
             "properties": {
                 **message.properties,
                 "delivery_mode": 2,  # persistent, as Celery's default
-                "delivery_info": {"exchange": "", "routing_key": self.queue},
+                "delivery_info": {"exchange": "", "routing_key": queue},
                 "priority": 0,
                 "body_encoding": "base64",
                 "delivery_tag": str(uuid.uuid4()),
             },
         }
 
-    @property
-    def queue(self) -> str:
-        return self.app.conf.task_default_queue  # read each time: tests point it at their worker
-
     def send(self, task_name: str, args: tuple, countdown: int | None = None) -> None:
-        entry = json_dumps(self.envelope(task_name, args, countdown))
+        queue = self.app.conf.task_default_queue  # read each time: tests point it at their worker
+        entry = json_dumps(self.envelope(task_name, args, countdown, queue))
         try:
-            self.client.lpush(self.queue, entry)
+            self.client.lpush(queue, entry)
         except redis.ConnectionError:
             # Let Celery's own publish try again, with its retry policy and error reporting.
             self.app.signature(task_name, args=args).apply_async(countdown=countdown)

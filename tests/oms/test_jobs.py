@@ -56,15 +56,22 @@ def shape(value):
     return type(value).__name__
 
 
-@pytest.mark.parametrize("countdown", [None, 30])
-def test_the_short_way_writes_what_apply_async_writes(private_queue, countdown):
+@pytest.mark.parametrize(
+    ("name", "args", "countdown"),
+    [
+        (ALLOCATE, (41,), None),
+        (ALLOCATE, (41,), 30),
+        ("fulfillment.tasks.sandbox_carrier_push", ("SF1234567890", 0, "2026-12-05T10:00:00+08:00", 1), 5),
+    ],
+)
+def test_the_short_way_writes_what_apply_async_writes(private_queue, name, args, countdown):
     queue, client = private_queue
     writer = RedisJobWriter.for_app(app)
-    assert writer is not None and writer.covers(ALLOCATE)
+    assert writer is not None and writer.covers(name)
 
-    app.signature(ALLOCATE, args=(41,)).apply_async(countdown=countdown)
+    app.signature(name, args=args).apply_async(countdown=countdown)
     celerys = pop_entry(client, queue)
-    writer.send(ALLOCATE, (41,), countdown)
+    writer.send(name, args, countdown)
     ours = pop_entry(client, queue)
     assert client.llen(queue) == 0
 
