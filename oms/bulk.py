@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
 from django.db.models import ForeignKey, Model, Value
 from django.db.models.expressions import DatabaseDefault
 from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin, FSMFieldMixin
@@ -143,15 +143,7 @@ def insert_new(objects: Sequence[Model]) -> None:
     key = (model, connection.vendor, len(objects))
     cached = _INSERT_STATEMENTS.get(key)
     if cached is None:
-        meta = model._meta
-        quote = connection.ops.quote_name
-        fields = [field for field in meta.concrete_fields if not field.primary_key]
-        row = f"({', '.join(['%s'] * len(fields))})"
-        cached = _INSERT_STATEMENTS[key] = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
-            f" VALUES {', '.join([row] * len(objects))} RETURNING {quote(meta.pk.column)}",
-            fields,
-        )
+        cached = _INSERT_STATEMENTS[key] = _insert_statement(model, len(objects))
     statement, fields = cached
     if not connection.features.can_return_rows_from_bulk_insert:
         for obj in objects:
@@ -159,15 +151,11 @@ def insert_new(objects: Sequence[Model]) -> None:
         return
     params = []
     for obj in objects:
-        for field in fields:
-            value = field.pre_save(obj, add=True)
-            if isinstance(value, DatabaseDefault):
-                value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
-                if hasattr(value, "resolve_expression"):  # computed by the database: let save() ask for it
-                    obj.save(force_insert=True)
-                    return insert_new([o for o in objects if o._state.adding])
-                setattr(obj, field.attname, value)
-            params.append(field.get_db_prep_save(value, connection))
+        try:
+            params += [_prepared_for_insert(obj, field, connection) for field in fields]
+        except _ComputedByDatabase:  # let save() ask the database for it
+            obj.save(force_insert=True)
+            return insert_new([o for o in objects if o._state.adding])
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         keys = [row[0] for row in cursor.fetchall()]
@@ -175,6 +163,73 @@ def insert_new(objects: Sequence[Model]) -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+class _ComputedByDatabase(Exception):
+    """A field's db_default is an expression: only the database knows its value."""
+
+
+def _insert_statement(model: type[Model], rows: int) -> tuple[str, list]:
+    connection = _db()
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    row = f"({', '.join(['%s'] * len(fields))})"
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+        f" VALUES {', '.join([row] * rows)} RETURNING {quote(meta.pk.column)}",
+        fields,
+    )
+
+
+def _prepared_for_insert(obj: Model, field, connection) -> Any:
+    """The value save() would write for `field` of a new `obj` (a constant db_default set on obj)."""
+    value = field.pre_save(obj, add=True)
+    if isinstance(value, DatabaseDefault):
+        value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
+        if hasattr(value, "resolve_expression"):
+            raise _ComputedByDatabase(field.name)
+        setattr(obj, field.attname, value)
+    return field.get_db_prep_save(value, connection)
+
+
+def insert_new_unless_conflict(obj: Model) -> bool:
+    """INSERT one unsaved instance as insert_new does, unless it would break a unique constraint.
+
+    True when the row was inserted (``obj`` then has its key); False when a row already holds
+    one of its unique values: ``INSERT ... ON CONFLICT DO NOTHING``, so nothing is raised and a
+    surrounding transaction stays usable. A conflicting row that another transaction has not
+    committed yet is waited for, as a unique index makes any insert wait.
+    """
+    connection = _db()
+    if not connection.features.can_return_rows_from_bulk_insert:
+        try:
+            with transaction.atomic():
+                obj.save(force_insert=True)
+        except IntegrityError:
+            return False
+        return True
+    model = type(obj)
+    key = (model, connection.vendor, "unless conflict")
+    cached = _INSERT_STATEMENTS.get(key)
+    if cached is None:
+        insert, fields = _INSERT_STATEMENTS.get((model, connection.vendor, 1)) or _insert_statement(model, 1)
+        head, returning = insert.rsplit(" RETURNING ", 1)
+        cached = _INSERT_STATEMENTS[key] = (f"{head} ON CONFLICT DO NOTHING RETURNING {returning}", fields)
+    statement, fields = cached
+    try:
+        params = [_prepared_for_insert(obj, field, connection) for field in fields]
+    except _ComputedByDatabase:
+        raise NotImplementedError("insert_new_unless_conflict: a db_default computed by the database") from None
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    obj.pk = row[0]
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return True
 
 
 _UPDATE_STATEMENTS: dict[tuple, tuple[str, list, list]] = {}

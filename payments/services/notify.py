@@ -12,12 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from oms.bulk import insert_new, save_fields
+from oms.bulk import insert_new_unless_conflict, save_fields
 from oms.errors import DomainError
 from oms.prepared import PreparedQuery
 from orders.models import ZERO, CancelReason, Order, OrderStatus
@@ -58,9 +58,10 @@ def payment_receive_notification(
 ) -> NotifyResult:
     """Verify, store in the inbox, and apply a gateway notify exactly once.
 
-    The inbox row is committed before it is applied, so a crash while applying leaves
-    a pending row that the gateway's next retry picks up again. A notify for a channel that
-    is not configured (no credentials, sandbox off) is rejected unread.
+    The inbox row is written and applied in one transaction. If applying it fails, the row is
+    kept unapplied (pending) and the error raised: the gateway's next retry applies it. If the
+    process dies mid-way, nothing was committed and the retry starts afresh. A notify for a
+    channel that is not configured (no credentials, sandbox off) is rejected unread.
     """
     now = now or timezone.now()
     raw = body.decode("utf-8", errors="replace")
@@ -90,39 +91,36 @@ def payment_receive_notification(
         )
         return NotifyResult(row, accepted=False)
 
-    inbox, created = _store(channel=channel, message=message, raw=raw, headers=headers)
-    with transaction.atomic():
-        # The inbox row's lock decides who applies it: a retry arriving meanwhile waits here.
-        if not created or _INBOX_OUTCOME_FOR_UPDATE.rows(pk=inbox.pk)[0][0] != Outcome.PENDING:
-            inbox = PaymentNotification.objects.select_for_update().get(pk=inbox.pk)
-        if inbox.outcome != Outcome.PENDING:
-            duplicate = PaymentNotification.objects.create(
-                channel=channel,
-                dedupe_key=message.dedupe_key,
-                kind=message.kind,
-                raw_body=raw,
-                headers=headers,
-                verified=True,
-                out_trade_no=message.out_trade_no,
-                outcome=Outcome.DUPLICATE,
-                outcome_note=f"#{inbox.pk}",
-                payment=inbox.payment,
-                order=inbox.order,
-                processed_at=timezone.now(),
-            )
-            return NotifyResult(duplicate, accepted=True)
-        _apply_message(inbox, message, gateway)
-        inbox.processed_at = timezone.now()
-        # What applying it decided; the raw body and headers were stored on receipt.
-        save_fields(inbox, ["outcome", "outcome_note", "payment", "order", "processed_at"])
-    return NotifyResult(inbox, accepted=True)
+    try:
+        with transaction.atomic():
+            # Stored and applied in one transaction. A copy of this notify already stored (the
+            # gateway retries) makes the INSERT do nothing; one being applied right now makes it
+            # wait for that transaction to end first.
+            inbox = _inbox_row(channel=channel, message=message, raw=raw, headers=headers)
+            if not insert_new_unless_conflict(inbox):
+                stored = PaymentNotification.objects.select_for_update().get(
+                    ~Q(outcome=Outcome.DUPLICATE), channel=channel, dedupe_key=message.dedupe_key, verified=True
+                )
+                if stored.outcome != Outcome.PENDING:
+                    return NotifyResult(_record_duplicate(stored, message, raw, headers), accepted=True)
+                inbox = stored  # kept unapplied by an earlier delivery that failed: applied now
+            _apply_message(inbox, message, gateway)
+            inbox.processed_at = timezone.now()
+            # What applying it decided; the raw body and headers went in with the row.
+            save_fields(inbox, ["outcome", "outcome_note", "payment", "order", "processed_at"])
+        return NotifyResult(inbox, accepted=True)
+    except Exception:
+        # Applying it failed and rolled back: keep the verified notify, unapplied, for the
+        # gateway's retry to apply and for staff to see. Then fail as before.
+        try:
+            insert_new_unless_conflict(_inbox_row(channel=channel, message=message, raw=raw, headers=headers))
+        except DatabaseError:
+            logger.exception("notify %s %s could not be kept unapplied", channel, message.dedupe_key)
+        raise
 
 
-# The reads of every notify applied, compiled once (oms.prepared).
-_INBOX_OUTCOME_FOR_UPDATE = PreparedQuery(
-    lambda pk: PaymentNotification.objects.select_for_update().filter(pk=pk).order_by().values_list("outcome")
-)
-# The attempt with its order, both locked by one statement: FOR UPDATE OF the order first, then
+# The read of every notify applied, compiled once (oms.prepared): the attempt with its order,
+# both locked by one statement: FOR UPDATE OF the order first, then
 # the payment, so the rows are locked in the order every other path takes them (order, payment).
 _ATTEMPT_AND_ORDER_FOR_UPDATE = PreparedQuery(
     lambda out_trade_no, channel: (
@@ -134,37 +132,36 @@ _ATTEMPT_AND_ORDER_FOR_UPDATE = PreparedQuery(
 )
 
 
-def _store(
-    *, channel: str, message: NotifyMessage, raw: str, headers: dict[str, str]
-) -> tuple[PaymentNotification, bool]:
-    """The verified notify in the inbox, committed before it is applied; (row, created).
+def _inbox_row(*, channel: str, message: NotifyMessage, raw: str, headers: dict[str, str]) -> PaymentNotification:
+    return PaymentNotification(
+        channel=channel,
+        dedupe_key=message.dedupe_key,
+        kind=message.kind,
+        raw_body=raw,
+        headers=headers,
+        verified=True,
+        out_trade_no=message.out_trade_no,
+    )
 
-    A second copy of a notify already stored (the gateway retries) finds the first one's row.
-    Outside a transaction the INSERT commits by itself (one round trip, no BEGIN/COMMIT);
-    inside a caller's, a savepoint keeps a duplicate's IntegrityError from breaking it.
-    """
-    fields = {
-        "channel": channel,
-        "dedupe_key": message.dedupe_key,
-        "kind": message.kind,
-        "raw_body": raw,
-        "headers": headers,
-        "verified": True,
-        "out_trade_no": message.out_trade_no,
-    }
-    try:
-        row = PaymentNotification(**fields)
-        if transaction.get_connection().in_atomic_block:
-            with transaction.atomic():
-                insert_new([row])
-        else:
-            insert_new([row])
-        return row, True
-    except IntegrityError:
-        found = PaymentNotification.objects.get(
-            ~Q(outcome=Outcome.DUPLICATE), channel=channel, dedupe_key=message.dedupe_key, verified=True
-        )
-        return found, False
+
+def _record_duplicate(
+    stored: PaymentNotification, message: NotifyMessage, raw: str, headers: dict[str, str]
+) -> PaymentNotification:
+    """Another copy of a notify already applied: kept as its own row, pointing at the first."""
+    return PaymentNotification.objects.create(
+        channel=stored.channel,
+        dedupe_key=message.dedupe_key,
+        kind=message.kind,
+        raw_body=raw,
+        headers=headers,
+        verified=True,
+        out_trade_no=message.out_trade_no,
+        outcome=Outcome.DUPLICATE,
+        outcome_note=f"#{stored.pk}",
+        payment=stored.payment,
+        order=stored.order,
+        processed_at=timezone.now(),
+    )
 
 
 def _apply_message(inbox: PaymentNotification, message: NotifyMessage, gateway: Gateway) -> None:

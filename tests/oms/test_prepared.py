@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from inventory.models import Sku, StockLevel, Warehouse
-from oms.bulk import insert_new, save_fields
+from oms.bulk import insert_new, insert_new_unless_conflict, save_fields
 from oms.prepared import PreparedQuery
 from orders.models import Order, OrderStatus
 from payments.models import PaymentNotification
@@ -152,6 +152,23 @@ def test_insert_new_saves_one_by_one_where_the_database_cannot_return_keys(monke
     assert [s.pk for s in skus] == list(
         Sku.objects.filter(code__startswith="F-").order_by("pk").values_list("pk", flat=True)
     )
+
+
+@pytest.mark.parametrize("returns_keys", [True, False])
+def test_insert_new_unless_conflict_inserts_once_and_leaves_the_transaction_usable(monkeypatch, returns_keys):
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", returns_keys)
+
+    def copy() -> PaymentNotification:
+        return PaymentNotification(channel="alipay", dedupe_key="N-1", raw_body="a=1", headers={}, verified=True)
+
+    with transaction.atomic():
+        first = copy()
+        assert insert_new_unless_conflict(first) is True and first.pk and not first._state.adding
+        second = copy()
+        assert insert_new_unless_conflict(second) is False and second.pk is None
+        # the transaction goes on: no error was raised inside it
+        assert PaymentNotification.objects.filter(dedupe_key="N-1").count() == 1
+    assert PaymentNotification.objects.get(dedupe_key="N-1").pk == first.pk
 
 
 def test_save_fields_writes_what_save_with_update_fields_writes(create_order):

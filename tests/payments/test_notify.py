@@ -79,13 +79,13 @@ def test_valid_alipay_notify_applies_once(gateways, order):
 def test_an_applied_notify_is_a_fixed_number_of_queries(gateways, order, django_assert_max_num_queries):
     payment = attempt(order)
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
-    # The inbox row in its own savepoint (SAVEPOINT, INSERT, RELEASE here, inside the test's
-    # transaction); then SAVEPOINT, the inbox row's outcome locked, the payment and its order
+    # SAVEPOINT (here, inside the test's transaction), the inbox row, the payment and its order
     # read and locked in one statement, the payment's new status, the order paid and approved
     # in one UPDATE, both events in one INSERT, the inbox outcome, RELEASE. It was 18, then 13
-    # (the order's id read before locking it, the whole inbox row read again), then 12 (the
-    # payment locked by a statement of its own).
-    with django_assert_max_num_queries(11):
+    # (the order's id read before locking it, the whole inbox row read again), then 11 (the
+    # payment locked by a statement of its own, the inbox row in a savepoint and a transaction
+    # of its own, and its outcome read again under a lock).
+    with django_assert_max_num_queries(8):
         assert post_alipay(body).content == b"success"
     order.refresh_from_db()
     assert order.status == "awaiting_shipment"
@@ -93,18 +93,17 @@ def test_an_applied_notify_is_a_fixed_number_of_queries(gateways, order, django_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_applied_notify_outside_a_transaction_is_nine_statements(gateways, order):
-    """As the endpoint runs in production (autocommit, no outer transaction): the inbox INSERT
-    commits by itself, then one transaction BEGIN .. COMMIT around the statements above."""
+def test_an_applied_notify_outside_a_transaction_is_eight_statements(gateways, order):
+    """As the endpoint runs in production (autocommit, no outer transaction): one transaction,
+    BEGIN .. COMMIT, around the inbox row and the statements above."""
     payment = attempt(order)
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
     with CaptureQueriesContext(connections["default"]) as queries:
         assert post_alipay(body).content == b"success"
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     assert statements == [
-        "INSERT",
         "BEGIN",
-        "SELECT",
+        "INSERT",
         "SELECT",
         "UPDATE",
         "UPDATE",
@@ -113,6 +112,35 @@ def test_an_applied_notify_outside_a_transaction_is_nine_statements(gateways, or
         "COMMIT",
     ]
     assert PaymentNotification.objects.get().outcome == "applied"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_notify_that_fails_to_apply_is_kept_and_applied_by_the_retry(gateways, order, monkeypatch):
+    """Stored and applied in one transaction: when applying fails, the verified notify is kept
+    unapplied (pending) and the error goes up (a 500, so the gateway retries); the retry
+    applies that same row."""
+    payment = attempt(order)
+    body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("applying failed")
+
+    monkeypatch.setattr(services.notify, "_apply_message", broken)
+    with pytest.raises(RuntimeError):
+        post_alipay(body)
+    [kept] = PaymentNotification.objects.all()
+    assert (kept.outcome, kept.verified, kept.raw_body) == ("pending", True, body.decode())
+    order.refresh_from_db()
+    assert order.status == "pending_payment"
+
+    monkeypatch.undo()
+    assert post_alipay(body).content == b"success"
+    assert post_alipay(body).content == b"success"
+    kept.refresh_from_db()
+    assert kept.outcome == "applied" and kept.order_id == order.pk
+    assert sorted(PaymentNotification.objects.values_list("outcome", flat=True)) == ["applied", "duplicate"]
+    order.refresh_from_db()
+    assert order.status == "awaiting_shipment"
 
 
 @pytest.mark.postgres
