@@ -150,12 +150,16 @@ def insert_new(objects: Sequence[Model]) -> None:
             obj.save(force_insert=True)
         return
     params = []
-    for obj in objects:
-        try:
-            params += [_prepared_for_insert(obj, field, connection) for field in fields]
-        except _ComputedByDatabase:  # let save() ask the database for it
-            obj.save(force_insert=True)
-            return insert_new([o for o in objects if o._state.adding])
+    for obj in objects:  # as _prepared_for_insert, inline: this loop runs for every field of every row
+        for field in fields:
+            value = field.pre_save(obj, add=True)
+            if isinstance(value, DatabaseDefault):
+                value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
+                if hasattr(value, "resolve_expression"):  # computed by the database: let save() ask for it
+                    obj.save(force_insert=True)
+                    return insert_new([o for o in objects if o._state.adding])
+                setattr(obj, field.attname, value)
+            params.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         keys = [row[0] for row in cursor.fetchall()]
