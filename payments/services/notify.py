@@ -148,20 +148,12 @@ def _record_duplicate(
     stored: PaymentNotification, message: NotifyMessage, raw: str, headers: dict[str, str]
 ) -> PaymentNotification:
     """Another copy of a notify already applied: kept as its own row, pointing at the first."""
-    return PaymentNotification.objects.create(
-        channel=stored.channel,
-        dedupe_key=message.dedupe_key,
-        kind=message.kind,
-        raw_body=raw,
-        headers=headers,
-        verified=True,
-        out_trade_no=message.out_trade_no,
-        outcome=Outcome.DUPLICATE,
-        outcome_note=f"#{stored.pk}",
-        payment=stored.payment,
-        order=stored.order,
-        processed_at=timezone.now(),
-    )
+    duplicate = _inbox_row(channel=stored.channel, message=message, raw=raw, headers=headers)
+    duplicate.outcome, duplicate.outcome_note = Outcome.DUPLICATE, f"#{stored.pk}"
+    duplicate.payment, duplicate.order = stored.payment, stored.order
+    duplicate.processed_at = timezone.now()
+    duplicate.save(force_insert=True)
+    return duplicate
 
 
 def _apply_message(inbox: PaymentNotification, message: NotifyMessage, gateway: Gateway) -> None:
