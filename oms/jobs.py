@@ -58,7 +58,8 @@ class RedisJobWriter:
 
     def __init__(self, app: Celery) -> None:
         self.app = app
-        self.client = redis.Redis.from_url(app.conf.broker_url)
+        timeout = app.conf.broker_connection_timeout  # Celery's own publish gives up connecting after it
+        self.client = redis.Redis.from_url(app.conf.broker_url, socket_connect_timeout=timeout, socket_timeout=timeout)
         self.repr_maxlevels = app.conf.task_repr_maxlevels  # as_task_v2 would read it twice per job
         self._options_unset: dict[str, bool] = {}
 
@@ -144,6 +145,7 @@ class RedisJobWriter:
         entry = json_dumps(self.envelope(task_name, args, countdown, queue))
         try:
             self.client.lpush(queue, entry)
-        except redis.ConnectionError:
-            # Let Celery's own publish try again, with its retry policy and error reporting.
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Let Celery's own publish try again, with its retry policy and error reporting (a
+            # job's task runs at least once anyway: tasks are acknowledged late).
             self.app.signature(task_name, args=args).apply_async(countdown=countdown)

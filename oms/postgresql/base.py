@@ -17,6 +17,7 @@ from django.db.backends.postgresql import base
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
 if not is_psycopg3:
+    import psycopg2
     from psycopg2 import extensions
 
     _LIVE_STATES = (extensions.TRANSACTION_STATUS_IDLE, extensions.TRANSACTION_STATUS_INTRANS)
@@ -39,6 +40,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if connection.closed or connection.get_transaction_status() not in _LIVE_STATES:
                 return False
             readable, _, _ = select.select([connection.fileno()], [], [], 0)
-        except (OSError, ValueError, extensions.Error):
+        except (OSError, ValueError, psycopg2.Error):
             return False
         return not readable

@@ -134,12 +134,13 @@ def test_brokers_it_does_not_cover_are_left_to_celery():
     assert not RedisJobWriter.app_fits(routed)
 
 
-def test_a_lost_redis_connection_falls_back_to_celerys_publish(private_queue, monkeypatch):
+@pytest.mark.parametrize("error", [redis.ConnectionError("connection refused"), redis.TimeoutError("timed out")])
+def test_a_lost_redis_connection_falls_back_to_celerys_publish(private_queue, monkeypatch, error):
     queue, client = private_queue
     writer = RedisJobWriter.for_app(app)
 
     def refuse(*args, **kwargs):
-        raise redis.ConnectionError("connection refused")
+        raise error
 
     monkeypatch.setattr(writer.client, "lpush", refuse)
     writer.send(ALLOCATE, (7,))

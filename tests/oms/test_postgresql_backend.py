@@ -77,3 +77,18 @@ def test_a_connection_left_in_a_failed_transaction_is_not_reused(own_connection)
     raw.rollback()
     raw.autocommit = True
     assert db.socket_is_quiet()
+
+
+def test_a_connection_the_driver_cannot_read_is_not_reused(own_connection):
+    db = own_connection
+    raw = db.connection
+
+    class Unreadable(CountingConnection):
+        def fileno(self):
+            raise psycopg2.InterfaceError("connection already closed")
+
+    db.connection = Unreadable(raw)
+    try:
+        assert not db.socket_is_quiet()
+    finally:
+        db.connection = raw
