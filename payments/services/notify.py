@@ -119,9 +119,9 @@ def payment_receive_notification(
         raise
 
 
-# The read of every notify applied, compiled once (oms.prepared): the attempt with its order,
-# both locked by one statement: FOR UPDATE OF the order first, then
-# the payment, so the rows are locked in the order every other path takes them (order, payment).
+# The read of every notify applied, compiled once (oms.prepared): the attempt and its order,
+# locked by one statement, FOR UPDATE OF the order first and then the payment, so the rows are
+# locked in the order every other path takes them (tests/payments/test_notify.py checks it).
 _ATTEMPT_AND_ORDER_FOR_UPDATE = PreparedQuery(
     lambda out_trade_no, channel: (
         Payment.objects.select_related("order")
