@@ -64,6 +64,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("-n", "--orders", type=positive_int, default=1_000_000, help="orders to load (default 1e6)")
     parser.add_argument("--repeat", type=positive_int, default=5, help="timed requests per page (default 5)")
     parser.add_argument("--keep-db", action="store_true", help="leave the database in place afterwards")
+    parser.add_argument(
+        "--target-ms",
+        type=float,
+        default=TARGET_MS,
+        help=f"a page slower than this is MISSED (default {TARGET_MS:.0f}; CI's smoke run sets it out of reach)",
+    )
     add_database_url(parser, "postgres://postgres@127.0.0.1:5432/oms_bench_admin")
     return parser.parse_args(argv)
 
@@ -150,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"setup : migrated and loaded {args.orders} orders ({size} with indexes) in "
             f"{time.perf_counter() - began:.1f} s (untimed)"
         )
-        mobile = query_one(url, "SELECT customer_mobile FROM orders_order ORDER BY id LIMIT 1 OFFSET 4242")[0]
+        mobile = query_one(  # an order from the middle of the table (any run of -n small enough)
+            url, "SELECT customer_mobile FROM orders_order ORDER BY id LIMIT 1 OFFSET %s", [min(4242, args.orders // 2)]
+        )[0]
 
         django_setup(env)
         from django.contrib.auth import get_user_model
@@ -182,13 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 times.append((time.perf_counter() - began) * 1000)
             floor = time_sql(url, where, {"mobile": mobile}, args.repeat)
             page_ms, floor_ms = statistics.median(times), statistics.median(floor)
-            verdict = "OK" if page_ms < TARGET_MS and not counts else "MISSED"
+            verdict = "OK" if page_ms < args.target_ms and not counts else "MISSED"
             ok &= verdict == "OK"
             print(
                 f"{label:17}: median {page_ms:7.1f} ms (best {min(times):6.1f}) over {args.repeat} requests, "
                 f"{len(statements)} queries, full-table COUNT(*): {len(counts)}; "
                 f"floor (its row query in raw SQL) median {floor_ms:6.2f} ms; "
-                f"ratio page/floor {page_ms / max(floor_ms, 0.001):.0f}x; target < {TARGET_MS:.0f} ms: {verdict}"
+                f"ratio page/floor {page_ms / max(floor_ms, 0.001):.0f}x; target < {args.target_ms:.0f} ms: {verdict}"
             )
             for statement in counts:
                 print(f"        full count: {statement[:160]}")
