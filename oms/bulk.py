@@ -136,65 +136,17 @@ def insert_new(objects: Sequence[Model]) -> None:
     keys of a multi-row INSERT (SQLite before 3.35), or a db_default is an expression, each
     object is saved in turn.
     """
-    connection = _db()
     if not objects:
         return
-    model = type(objects[0])
-    key = (model, connection.vendor, len(objects))
-    cached = _INSERT_STATEMENTS.get(key)
-    if cached is None:
-        cached = _INSERT_STATEMENTS[key] = _insert_statement(model, len(objects))
-    statement, fields = cached
-    if not connection.features.can_return_rows_from_bulk_insert:
+    if not _db().features.can_return_rows_from_bulk_insert:
         for obj in objects:
             obj.save(force_insert=True)
         return
-    params = []
-    for obj in objects:  # as _prepared_for_insert, inline: this loop runs for every field of every row
-        for field in fields:
-            value = field.pre_save(obj, add=True)
-            if isinstance(value, DatabaseDefault):
-                value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
-                if hasattr(value, "resolve_expression"):  # computed by the database: let save() ask for it
-                    obj.save(force_insert=True)
-                    return insert_new([o for o in objects if o._state.adding])
-                setattr(obj, field.attname, value)
-            params.append(field.get_db_prep_save(value, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        keys = [row[0] for row in cursor.fetchall()]
-    for obj, pk in zip(objects, keys, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
-
-
-class _ComputedByDatabase(Exception):
-    """A field's db_default is an expression: only the database knows its value."""
-
-
-def _insert_statement(model: type[Model], rows: int) -> tuple[str, list]:
-    connection = _db()
-    meta = model._meta
-    quote = connection.ops.quote_name
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    row = f"({', '.join(['%s'] * len(fields))})"
-    return (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
-        f" VALUES {', '.join([row] * rows)} RETURNING {quote(meta.pk.column)}",
-        fields,
-    )
-
-
-def _prepared_for_insert(obj: Model, field, connection) -> Any:
-    """The value save() would write for `field` of a new `obj` (a constant db_default set on obj)."""
-    value = field.pre_save(obj, add=True)
-    if isinstance(value, DatabaseDefault):
-        value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
-        if hasattr(value, "resolve_expression"):
-            raise _ComputedByDatabase(field.name)
-        setattr(obj, field.attname, value)
-    return field.get_db_prep_save(value, connection)
+    try:
+        _insert_returning(objects, len(objects), on_conflict="")
+    except _ComputedByDatabase as computed:  # let save() ask the database for it
+        computed.obj.save(force_insert=True)
+        insert_new([o for o in objects if o._state.adding])
 
 
 def insert_new_unless_conflict(obj: Model) -> bool:
@@ -205,35 +157,65 @@ def insert_new_unless_conflict(obj: Model) -> bool:
     surrounding transaction stays usable. A conflicting row that another transaction has not
     committed yet is waited for, as a unique index makes any insert wait.
     """
-    connection = _db()
-    if not connection.features.can_return_rows_from_bulk_insert:
+    if not _db().features.can_return_rows_from_bulk_insert:
         try:
             with transaction.atomic():
                 obj.save(force_insert=True)
         except IntegrityError:
             return False
         return True
-    model = type(obj)
-    key = (model, connection.vendor, "unless conflict")
-    cached = _INSERT_STATEMENTS.get(key)
-    if cached is None:
-        insert, fields = _INSERT_STATEMENTS.get((model, connection.vendor, 1)) or _insert_statement(model, 1)
-        head, returning = insert.rsplit(" RETURNING ", 1)
-        cached = _INSERT_STATEMENTS[key] = (f"{head} ON CONFLICT DO NOTHING RETURNING {returning}", fields)
-    statement, fields = cached
     try:
-        params = [_prepared_for_insert(obj, field, connection) for field in fields]
+        return _insert_returning([obj], 0, on_conflict=" ON CONFLICT DO NOTHING") == 1
     except _ComputedByDatabase:
         raise NotImplementedError("insert_new_unless_conflict: a db_default computed by the database") from None
+
+
+class _ComputedByDatabase(Exception):
+    """A field's db_default is an expression: only the database knows its value."""
+
+    def __init__(self, obj: Model) -> None:
+        super().__init__(type(obj).__name__)
+        self.obj = obj
+
+
+def _insert_returning(objects: Sequence[Model], expected: int, *, on_conflict: str) -> int:
+    """The kept ``INSERT ... [on_conflict] RETURNING pk`` of `objects`; sets the keys of the rows
+    written on their objects and returns how many were written. `expected` is the number of
+    objects when every row must be written, 0 for one object that may not be."""
+    connection = _db()
+    model = type(objects[0])
+    key = (model, connection.vendor, len(objects), on_conflict)
+    cached = _INSERT_STATEMENTS.get(key)
+    if cached is None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        fields = [field for field in meta.concrete_fields if not field.primary_key]
+        row = f"({', '.join(['%s'] * len(fields))})"
+        cached = _INSERT_STATEMENTS[key] = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+            f" VALUES {', '.join([row] * len(objects))}{on_conflict} RETURNING {quote(meta.pk.column)}",
+            fields,
+        )
+    statement, fields = cached
+    params = []
+    for obj in objects:  # runs for every field of every row placed: kept inline
+        for field in fields:
+            value = field.pre_save(obj, add=True)
+            if isinstance(value, DatabaseDefault):
+                value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
+                if hasattr(value, "resolve_expression"):
+                    raise _ComputedByDatabase(obj)
+                setattr(obj, field.attname, value)
+            params.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = connection.alias
-    return True
+        keys = [row[0] for row in cursor.fetchall()]
+    # Every row written, or (ON CONFLICT, one row at a time) the one row or none.
+    for obj, pk in zip(objects, keys, strict=bool(expected)):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return len(keys)
 
 
 _UPDATE_STATEMENTS: dict[tuple, tuple[str, list, list]] = {}

@@ -10,6 +10,7 @@ import os
 import shutil
 
 import pytest
+from django.db import connections
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -27,7 +28,6 @@ def browser(monkeypatch):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is missing: .ci/run installs it with apt-get")
         pytest.skip("chromium is not installed (apt-get install chromium fonts-noto-cjk)")
-    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -54,7 +54,7 @@ def test_a_connection_the_server_ended_is_replaced_before_the_request_uses_it(ow
     pid = db.connection.get_backend_pid()
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    for _ in range(100):  # the server's goodbye reaches the socket
+    for _ in range(250):  # the server's goodbye reaches the socket (5 s at most)
         if not db.socket_is_quiet():
             break
         time.sleep(0.02)
