@@ -93,6 +93,12 @@ def payment_receive_notification(
 
     try:
         with transaction.atomic():
+            if message.kind == "payment" and message.succeeded:  # most notifies: one INSERT, no UPDATE
+                applied = _apply_plain_payment(
+                    channel=channel, message=message, raw=raw, headers=headers, gateway=gateway
+                )
+                if applied is not None:
+                    return NotifyResult(applied, accepted=True)
             # Stored and applied in one transaction. A copy of this notify already stored (the
             # gateway retries) makes the INSERT do nothing; one being applied right now makes it
             # wait for that transaction to end first.
@@ -130,6 +136,56 @@ _ATTEMPT_AND_ORDER_FOR_UPDATE = PreparedQuery(
         .order_by()
     )
 )
+
+
+def _apply_plain_payment(
+    *, channel: str, message: NotifyMessage, raw: str, headers: dict[str, str], gateway: Gateway
+) -> PaymentNotification | None:
+    """The common notify, applied with its inbox row written once, already holding its outcome.
+
+    Its attempt and order are locked first (every copy of one notify names the same attempt,
+    so the copies queue here); when the notify plainly pays the order (the attempt open, the
+    merchant's, the amount its own, the order waiting for it), the inbox row is inserted as
+    applied and the order paid. Returns None, having written nothing, for anything else: an
+    unknown attempt, a case to open, a copy already stored (applied, or kept unapplied by a
+    delivery that failed). The caller then stores the row first and decides as before, under
+    the locks already held.
+    """
+    found = _ATTEMPT_AND_ORDER_FOR_UPDATE.objects(out_trade_no=message.out_trade_no, channel=channel)
+    if not found or not _pays_plainly(found[0], message, gateway):
+        return None
+    payment = found[0]
+    inbox = _inbox_row(channel=channel, message=message, raw=raw, headers=headers)
+    inbox.outcome, inbox.payment, inbox.order = Outcome.APPLIED, payment, payment.order
+    inbox.processed_at = timezone.now()
+    if not insert_new_unless_conflict(inbox):
+        return None
+    outcome = _apply_success_locked(
+        payment,
+        channel=channel,
+        out_trade_no=message.out_trade_no,
+        amount=message.amount,
+        gateway_trade_no=message.gateway_trade_no,
+        paid_at=message.occurred_at,
+        merchant_id=message.merchant_id,
+        app_id=message.app_id,
+        inbox=inbox,
+        source="notify",
+        gateway=gateway,
+    )
+    if outcome != Outcome.APPLIED:  # not what _pays_plainly foresaw: the row says what was decided
+        save_fields(inbox, ["outcome", "outcome_note", "payment", "order"])
+    return inbox
+
+
+def _pays_plainly(payment: Payment, message: NotifyMessage, gateway: Gateway) -> bool:
+    """Whether apply_success, given this attempt read under lock, pays its order and nothing else."""
+    return (
+        (message.merchant_id, message.app_id) == (gateway.merchant_id, gateway.app_id)
+        and message.amount == payment.amount
+        and payment.status != Payment.Status.SUCCEEDED
+        and payment.order.status == OrderStatus.PENDING_PAYMENT
+    )
 
 
 def _inbox_row(*, channel: str, message: NotifyMessage, raw: str, headers: dict[str, str]) -> PaymentNotification:
@@ -195,9 +251,38 @@ def apply_success(
     Returns the outcome. Must run inside a transaction. `gateway` is the channel's adapter when
     the caller already has it (the notify verified with it).
     """
-    outcome_note = ""
     found = _ATTEMPT_AND_ORDER_FOR_UPDATE.objects(out_trade_no=out_trade_no, channel=channel)
-    payment = found[0] if found else None
+    return _apply_success_locked(
+        found[0] if found else None,
+        channel=channel,
+        out_trade_no=out_trade_no,
+        amount=amount,
+        gateway_trade_no=gateway_trade_no,
+        paid_at=paid_at,
+        merchant_id=merchant_id,
+        app_id=app_id,
+        inbox=inbox,
+        source=source,
+        gateway=gateway,
+    )
+
+
+def _apply_success_locked(
+    payment: Payment | None,
+    *,
+    channel: str,
+    out_trade_no: str,
+    amount: Decimal,
+    gateway_trade_no: str,
+    paid_at: datetime | None,
+    merchant_id: str,
+    app_id: str,
+    inbox: PaymentNotification | None,
+    source: str,
+    gateway: Gateway | None,
+) -> str:
+    """apply_success, given the attempt (with its order) read under lock, or None if none matched."""
+    outcome_note = ""
     order = payment.order if payment is not None else None
     ids = {"gateway_trade_no": gateway_trade_no, "source": source}
 

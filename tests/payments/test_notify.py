@@ -79,13 +79,14 @@ def test_valid_alipay_notify_applies_once(gateways, order):
 def test_an_applied_notify_is_a_fixed_number_of_queries(gateways, order, django_assert_max_num_queries):
     payment = attempt(order)
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
-    # SAVEPOINT (here, inside the test's transaction), the inbox row, the payment and its order
-    # read and locked in one statement, the payment's new status, the order paid and approved
-    # in one UPDATE, both events in one INSERT, the inbox outcome, RELEASE. It was 18, then 13
-    # (the order's id read before locking it, the whole inbox row read again), then 11 (the
-    # payment locked by a statement of its own, the inbox row in a savepoint and a transaction
-    # of its own, and its outcome read again under a lock).
-    with django_assert_max_num_queries(8):
+    # SAVEPOINT (here, inside the test's transaction), the payment and its order read and
+    # locked in one statement, the inbox row inserted with its outcome, the payment's new
+    # status, the order paid and approved in one UPDATE, both events in one INSERT, RELEASE.
+    # It was 18, then 13 (the order's id read before locking it, the whole inbox row read
+    # again), then 11 (the payment locked by a statement of its own, the inbox row in a
+    # savepoint and a transaction of its own, and its outcome read again under a lock), then 8
+    # (the inbox row inserted first and its outcome written by an UPDATE).
+    with django_assert_max_num_queries(7):
         assert post_alipay(body).content == b"success"
     order.refresh_from_db()
     assert order.status == "awaiting_shipment"
@@ -93,9 +94,9 @@ def test_an_applied_notify_is_a_fixed_number_of_queries(gateways, order, django_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_applied_notify_outside_a_transaction_is_eight_statements(gateways, order):
+def test_an_applied_notify_outside_a_transaction_is_seven_statements(gateways, order):
     """As the endpoint runs in production (autocommit, no outer transaction): one transaction,
-    BEGIN .. COMMIT, around the inbox row and the statements above."""
+    BEGIN .. COMMIT, around the statements above; the inbox row is written once, as applied."""
     payment = attempt(order)
     body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount=str(order.payable_total))
     with CaptureQueriesContext(connections["default"]) as queries:
@@ -103,15 +104,16 @@ def test_an_applied_notify_outside_a_transaction_is_eight_statements(gateways, o
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     assert statements == [
         "BEGIN",
-        "INSERT",
         "SELECT",
+        "INSERT",
         "UPDATE",
         "UPDATE",
         "INSERT",
-        "UPDATE",
         "COMMIT",
     ]
-    assert PaymentNotification.objects.get().outcome == "applied"
+    inbox = PaymentNotification.objects.get()
+    assert (inbox.outcome, inbox.payment_id, inbox.order_id) == ("applied", payment.pk, order.pk)
+    assert inbox.processed_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -125,13 +127,16 @@ def test_a_notify_that_fails_to_apply_is_kept_and_applied_by_the_retry(gateways,
     def broken(*args, **kwargs):
         raise RuntimeError("applying failed")
 
-    monkeypatch.setattr(services.notify, "_apply_message", broken)
+    # Fails after the inbox row and the payment's UPDATE were written: both are rolled back.
+    monkeypatch.setattr(services.notify, "order_pay", broken)
     with pytest.raises(RuntimeError):
         post_alipay(body)
     [kept] = PaymentNotification.objects.all()
     assert (kept.outcome, kept.verified, kept.raw_body) == ("pending", True, body.decode())
+    assert (kept.payment_id, kept.order_id, kept.processed_at) == (None, None, None)
     order.refresh_from_db()
-    assert order.status == "pending_payment"
+    payment.refresh_from_db()
+    assert (order.status, payment.status) == ("pending_payment", "created")
 
     monkeypatch.undo()
     assert post_alipay(body).content == b"success"
@@ -280,6 +285,22 @@ def test_signed_but_wrong_amount_opens_a_case(gateways, order):
         order.payable_total,
         Decimal("0.01"),
     )
+
+
+def test_a_notify_foreseen_as_plain_but_decided_otherwise_stores_what_was_decided(gateways, order, monkeypatch):
+    """The short way inserts the inbox row as applied before applying it; should the decision
+    differ from what _pays_plainly foresaw, the row is corrected in the same transaction."""
+    monkeypatch.setattr(services.notify, "_pays_plainly", lambda *args: True)
+    payment = attempt(order)
+    body = gateways.alipay_notify(out_trade_no=payment.out_trade_no, total_amount="0.01")
+    assert post_alipay(body).content == b"success"
+    [inbox] = PaymentNotification.objects.all()
+    assert (inbox.outcome, inbox.outcome_note) == ("case_opened", "amount mismatch")
+    assert (inbox.payment_id, inbox.order_id) == (payment.pk, order.pk)
+    case = ReconciliationCase.objects.get()
+    assert (case.type, case.notification_id) == ("amount_mismatch", inbox.pk)
+    order.refresh_from_db()
+    assert order.status == "pending_payment"
 
 
 def test_stale_wechat_timestamp_is_rejected(gateways, order):
