@@ -27,6 +27,8 @@ from django.db import transaction
 from kombu.serialization import dumps as serialize
 from kombu.utils.json import dumps as json_dumps
 
+from oms.redis_kept import KeptConnection
+
 
 def enqueue_on_commit(task_name: str, *args, countdown: int | None = None) -> None:
     transaction.on_commit(partial(send_job, task_name, args, countdown))
@@ -43,7 +45,7 @@ def send_job(task_name: str, args: tuple, countdown: int | None = None) -> None:
 
 
 class RedisJobWriter:
-    """Writes Celery jobs into kombu's Redis transport with one `LPUSH` on a kept client.
+    """Writes Celery jobs into kombu's Redis transport with one `LPUSH` on a kept connection.
 
     What lands in Redis is what `apply_async` writes there: the message is Celery's own
     (`AMQP.as_task_v2`, protocol 2) and the envelope is the one kombu's virtual transport
@@ -59,7 +61,9 @@ class RedisJobWriter:
     def __init__(self, app: Celery) -> None:
         self.app = app
         timeout = app.conf.broker_connection_timeout  # Celery's own publish gives up connecting after it
-        self.client = redis.Redis.from_url(app.conf.broker_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        self.connection = KeptConnection(
+            redis.ConnectionPool.from_url(app.conf.broker_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        )
         self.repr_maxlevels = app.conf.task_repr_maxlevels  # as_task_v2 would read it twice per job
         self._options_unset: dict[str, bool] = {}
 
@@ -144,7 +148,7 @@ class RedisJobWriter:
         queue = self.app.conf.task_default_queue  # read each time: tests point it at their worker
         entry = json_dumps(self.envelope(task_name, args, countdown, queue))
         try:
-            self.client.lpush(queue, entry)
+            self.connection.execute("LPUSH", queue, entry)
         except (redis.ConnectionError, redis.TimeoutError):
             # Let Celery's own publish try again, with its retry policy and error reporting (a
             # job's task runs at least once anyway: tasks are acknowledged late).

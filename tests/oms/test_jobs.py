@@ -142,7 +142,7 @@ def test_a_lost_redis_connection_falls_back_to_celerys_publish(private_queue, mo
     def refuse(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(writer.client, "lpush", refuse)
+    monkeypatch.setattr(writer.connection, "execute", refuse)
     writer.send(ALLOCATE, (7,))
     entry = pop_entry(client, queue)  # written by apply_async, on its own connection
     assert json.loads(base64.b64decode(entry["body"]))[0] == [7]
