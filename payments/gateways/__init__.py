@@ -9,6 +9,8 @@ starts and no notify verifies. The adapter and its verification are the same cod
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -89,14 +91,32 @@ def sandbox_base_url() -> str:
     return f"{settings.OMS_SITE_URL.rstrip('/')}/payments/sandbox"
 
 
+# path -> ((mtime_ns, size, inode) when read, its text): every notify builds its gateway, and
+# with it reads the gateway's public key and our private key.
+_key_files: dict[str, tuple[tuple[int, int, int], str]] = {}
+# A file changed this recently is read every time: a second write within the file system's
+# timestamp granularity (milliseconds) could leave its mtime and size as they were.
+_SETTLED_NS = 2_000_000_000
+
+
 def _read_key(setting_name: str) -> str:
+    """The key file `setting_name` names, read again only when the file changed (a key rotated
+    in place or a new file moved over it), so a notify costs one stat per key, not a read."""
     path = getattr(settings, setting_name)
     if not path:
         raise ImproperlyConfigured(f"{setting_name} must name a key file")
     try:
-        return Path(path).read_text(encoding="ascii")
+        status = os.stat(path)
+        version = (status.st_mtime_ns, status.st_size, status.st_ino)
+        cached = _key_files.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        text = Path(path).read_text(encoding="ascii")
     except OSError as exc:
         raise ImproperlyConfigured(f"{setting_name}: cannot read {path}: {exc}") from exc
+    if time.time_ns() - status.st_mtime_ns > _SETTLED_NS:
+        _key_files[path] = (version, text)
+    return text
 
 
 def _require(*setting_names: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import urllib.parse
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -13,6 +15,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
 
+from payments import gateways
 from payments.gateways import GatewayError, VerificationError, get_gateway
 from payments.gateways.alipay import (
     AlipayConfig,
@@ -420,3 +423,32 @@ def test_sandbox_keys_sign_what_the_adapter_verifies(sandbox_settings):
     material = sandbox_keys()
     assert gateway.config.alipay_public_key_pem == material.alipay_platform_public_pem
     assert gateway.config.app_id == "9021000000000001" and gateway.merchant_id == "2088000000000001"
+
+
+def test_a_key_file_is_read_again_when_it_changes(tmp_path, settings, keys):
+    """get_gateway runs for every notify, so a settled key file is read once and then only
+    stat'ed; a key rotated in place (same path, same size), or a file changed within the last
+    two seconds, is read again."""
+    old_public, new_public = keys["alipay"][1], keys["stranger"][1]
+    assert len(old_public) == len(new_public)
+    public = tmp_path / "alipay_public.pem"
+    private = tmp_path / "app_private.pem"
+    private.write_text(keys["app"][0])
+    settings.ALIPAY_APP_ID, settings.ALIPAY_SELLER_ID = "2021000000000001", "2088000000000001"
+    settings.ALIPAY_GATEWAY_URL = "http://127.0.0.1:9/gateway.do"
+    settings.ALIPAY_PUBLIC_KEY_PATH, settings.ALIPAY_PRIVATE_KEY_PATH = str(public), str(private)
+    an_hour_ago = time.time_ns() - 3_600_000_000_000
+
+    public.write_text(old_public)
+    assert get_gateway("alipay").config.alipay_public_key_pem == old_public  # just written: not kept
+    assert str(public) not in gateways._key_files
+    os.utime(public, ns=(an_hour_ago, an_hour_ago))
+    assert get_gateway("alipay").config.alipay_public_key_pem == old_public
+    assert gateways._key_files[str(public)][1] == old_public  # settled: kept
+
+    public.write_text(new_public)  # rotated in place: same inode, same size, a new mtime
+    os.utime(public, ns=(an_hour_ago + 1_000, an_hour_ago + 1_000))
+    assert get_gateway("alipay").config.alipay_public_key_pem == new_public
+    public.unlink()
+    with pytest.raises(Exception, match="cannot read"):
+        get_gateway("alipay")
