@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -160,19 +161,7 @@ def _apply_plain_payment(
     inbox.processed_at = timezone.now()
     if not insert_new_unless_conflict(inbox):
         return None
-    outcome = _apply_success_locked(
-        payment,
-        channel=channel,
-        out_trade_no=message.out_trade_no,
-        amount=message.amount,
-        gateway_trade_no=message.gateway_trade_no,
-        paid_at=message.occurred_at,
-        merchant_id=message.merchant_id,
-        app_id=message.app_id,
-        inbox=inbox,
-        source="notify",
-        gateway=gateway,
-    )
+    outcome = apply_success(**_success_arguments(message, inbox, gateway), locked=payment)
     if outcome != Outcome.APPLIED:  # not what _pays_plainly foresaw: the row says what was decided
         save_fields(inbox, ["outcome", "outcome_note", "payment", "order"])
     return inbox
@@ -216,21 +205,26 @@ def _apply_message(inbox: PaymentNotification, message: NotifyMessage, gateway: 
     if message.kind == "refund":
         _apply_refund_notice(inbox, message)
     elif message.kind == "payment" and message.succeeded:
-        apply_success(
-            channel=message.channel,
-            out_trade_no=message.out_trade_no,
-            amount=message.amount,
-            gateway_trade_no=message.gateway_trade_no,
-            paid_at=message.occurred_at,
-            merchant_id=message.merchant_id,
-            app_id=message.app_id,
-            inbox=inbox,
-            source="notify",
-            gateway=gateway,
-        )
+        apply_success(**_success_arguments(message, inbox, gateway))
     else:
         inbox.outcome = Outcome.IGNORED
         inbox.outcome_note = "not a success"
+
+
+def _success_arguments(message: NotifyMessage, inbox: PaymentNotification, gateway: Gateway) -> dict[str, Any]:
+    """apply_success's arguments for a verified notify of a successful payment."""
+    return {
+        "channel": message.channel,
+        "out_trade_no": message.out_trade_no,
+        "amount": message.amount,
+        "gateway_trade_no": message.gateway_trade_no,
+        "paid_at": message.occurred_at,
+        "merchant_id": message.merchant_id,
+        "app_id": message.app_id,
+        "inbox": inbox,
+        "source": "notify",
+        "gateway": gateway,
+    }
 
 
 def apply_success(
@@ -245,43 +239,19 @@ def apply_success(
     inbox: PaymentNotification | None,
     source: str,
     gateway: Gateway | None = None,
+    locked: Payment | None = None,
 ) -> str:
     """The gateway says `out_trade_no` was paid `amount`. Decide what that means, under lock.
 
     Returns the outcome. Must run inside a transaction. `gateway` is the channel's adapter when
-    the caller already has it (the notify verified with it).
+    the caller already has it (the notify verified with it). `locked` is the attempt, with its
+    order, when the caller already read both under lock in this transaction; else they are
+    read and locked here.
     """
-    found = _ATTEMPT_AND_ORDER_FOR_UPDATE.objects(out_trade_no=out_trade_no, channel=channel)
-    return _apply_success_locked(
-        found[0] if found else None,
-        channel=channel,
-        out_trade_no=out_trade_no,
-        amount=amount,
-        gateway_trade_no=gateway_trade_no,
-        paid_at=paid_at,
-        merchant_id=merchant_id,
-        app_id=app_id,
-        inbox=inbox,
-        source=source,
-        gateway=gateway,
-    )
-
-
-def _apply_success_locked(
-    payment: Payment | None,
-    *,
-    channel: str,
-    out_trade_no: str,
-    amount: Decimal,
-    gateway_trade_no: str,
-    paid_at: datetime | None,
-    merchant_id: str,
-    app_id: str,
-    inbox: PaymentNotification | None,
-    source: str,
-    gateway: Gateway | None,
-) -> str:
-    """apply_success, given the attempt (with its order) read under lock, or None if none matched."""
+    payment = locked
+    if payment is None:
+        found = _ATTEMPT_AND_ORDER_FOR_UPDATE.objects(out_trade_no=out_trade_no, channel=channel)
+        payment = found[0] if found else None
     outcome_note = ""
     order = payment.order if payment is not None else None
     ids = {"gateway_trade_no": gateway_trade_no, "source": source}
