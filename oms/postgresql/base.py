@@ -1,4 +1,4 @@
-"""Django's PostgreSQL backend, with a health check that needs no round trip.
+"""Django's PostgreSQL backend, with a health check that needs no round trip, and prepared statements.
 
 With CONN_HEALTH_CHECKS, Django checks a persistent connection at the first query of every
 request by sending `SELECT 1`: one more statement for the server and a round trip for the
@@ -7,23 +7,47 @@ restart, `pg_terminate_backend`, an idle timeout) has sent its goodbye and close
 its socket is readable; a healthy idle one has nothing to read. That is what is checked here,
 with `select` on the socket and the driver's own state. After an error in a request, Django's
 full check (`is_usable`, the `SELECT 1`) still decides whether the connection is kept.
+
+With psycopg2, statements sent again and again are prepared on their connection
+(`oms.postgresql.statements`); `OPTIONS["prepare_statements"] = False` (the environment's
+`DB_PREPARE_STATEMENTS=false`) turns that off, e.g. behind a transaction-mode PgBouncer.
 """
 
 from __future__ import annotations
 
 import select
 
-from django.db.backends.postgresql import base
+from django.db import connections
+from django.db.backends.postgresql import base, operations
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
+from django.db.models.signals import post_migrate, pre_migrate
 
 if not is_psycopg3:
     import psycopg2
     from psycopg2 import extensions
 
+    from oms.postgresql.statements import PreparingConnection, PreparingCursor
+
     _LIVE_STATES = (extensions.TRANSACTION_STATUS_IDLE, extensions.TRANSACTION_STATUS_INTRANS)
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        if getattr(cursor, "sent_prepared", None) is not None:  # sent as EXECUTE: show what it ran
+            return cursor.mogrify(sql, params).decode()
+        return super().last_executed_query(cursor, sql, params)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        prepare = params.pop("prepare_statements", True)
+        if prepare and not is_psycopg3:
+            params.update(connection_factory=PreparingConnection, cursor_factory=PreparingCursor)
+        return params
+
     def close_if_health_check_failed(self) -> None:
         if is_psycopg3:  # this check reads psycopg2's connection; psycopg 3 keeps Django's
             return super().close_if_health_check_failed()
@@ -43,3 +67,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
         except (OSError, ValueError, psycopg2.Error):
             return False
         return not readable
+
+
+def _migrating(sender, using, **kwargs) -> None:
+    """A migration can change what a prepared statement returns: none is kept or made meanwhile."""
+    connection = connections[using].connection
+    if not is_psycopg3 and isinstance(connection, PreparingConnection):
+        connection.pause()
+
+
+def _migrated(sender, using, **kwargs) -> None:
+    connection = connections[using].connection
+    if not is_psycopg3 and isinstance(connection, PreparingConnection):
+        connection.paused = False
+
+
+pre_migrate.connect(_migrating, dispatch_uid="oms.postgresql.migrating")
+post_migrate.connect(_migrated, dispatch_uid="oms.postgresql.migrated")

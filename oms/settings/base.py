@@ -105,6 +105,11 @@ else:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's, with a health check that reads the socket instead of sending SELECT 1.
         DATABASES["default"]["ENGINE"] = "oms.postgresql"
+        # Statements sent again and again are prepared on their connection (oms/postgresql/
+        # statements.py); off behind a transaction-mode connection pooler.
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_statements"] = env.bool(
+            "DB_PREPARE_STATEMENTS", default=True
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
