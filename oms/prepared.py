@@ -48,14 +48,18 @@ class PreparedQuery:
 
     def objects(self, **values: Any) -> list[Model]:
         """The result rows as model instances, with the objects select_related named (one level
-        of forward relations) read from the same rows and set on them, as the queryset would."""
+        of forward relations) read from the same rows and set on them, and each annotation's
+        value set as an attribute, as the queryset would."""
         db = connections[DEFAULT_DB_ALIAS]
         compiled, rows = self._execute(db, values)
         assert compiled.model is not None, "objects() needs a queryset of model instances"
         from_db, names, width = compiled.model.from_db, compiled.attnames, len(compiled.attnames)
+        annotations = compiled.annotations
         found = []
         for row in rows:
             obj = from_db(db.alias, names, row[:width])
+            for name, position in annotations:
+                setattr(obj, name, row[position])
             for related in compiled.related:
                 related.attach(obj, row, db.alias)
             found.append(obj)
@@ -95,6 +99,7 @@ class _Compiled:
         self.model = model
         self.attnames = attnames
         self.related: list[_Related] = []
+        self.annotations: list[tuple[str, int]] = []  # (name, its column in the row)
 
     @classmethod
     def of(cls, db: BaseDatabaseWrapper, build: Callable[..., QuerySet], values: dict[str, Any]) -> _Compiled:
@@ -130,18 +135,19 @@ class _Compiled:
         if len(used) < len(where):
             missing = sorted({name for fake, (name, _) in where.items() if fake not in used})
             raise ValueError(f"PreparedQuery arguments not passed to the statement as they are: {missing}")
-        model, attnames, related = None, [], []
+        model, attnames, related, annotations = None, [], [], []
         if queryset._iterable_class is ModelIterable:
             model = queryset.model
             klass = compiler.klass_info
             assert klass["select_fields"] == list(range(len(klass["select_fields"])))
             attnames = [compiler.select[i][0].target.attname for i in klass["select_fields"]]
             related = [_Related.of(compiler, info) for info in klass.get("related_klass_infos", [])]
+            annotations = list(compiler.annotation_col_map.items())
         # What Django does to each value read (a Decimal from SQLite's text, JSON from PostgreSQL's).
         selected = [column[0] for column in compiler.select[: compiler.col_count]]
         converters = sorted(compiler.get_converters(selected).items())
         compiled = cls(sql, slots, model, attnames, for_update=queryset.query.select_for_update, converters=converters)
-        compiled.related = related
+        compiled.related, compiled.annotations = related, annotations
         return compiled
 
     def convert(self, db: BaseDatabaseWrapper, rows: list[tuple]) -> list[tuple]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, Q, QuerySet
+from django.db.models import Exists, F, Q, QuerySet, Subquery
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -134,9 +134,22 @@ _ORDER_ID_BY_EXTERNAL_ID = PreparedQuery(
         .values_list("pk", flat=True)[:1]
     )
 )
-_SKUS_BY_CODE = PreparedQuery(lambda codes: Sku.objects.filter(code__in=codes).order_by())
 _CUSTOMER_FLAGGED = PreparedQuery(
     lambda mobile: CustomerRiskFlag.objects.filter(mobile=mobile, active=True).order_by().values_list("pk")[:1]
+)
+# The three reads above in one statement, for the usual post (a new order of known SKUs): each
+# SKU row carries the storefront's order with this external_id, if any, and the customer's flag.
+_SKUS_AND_CONTEXT = PreparedQuery(
+    lambda storefront_id, external_id, mobile, codes: (
+        Sku.objects.filter(code__in=codes)
+        .order_by()
+        .annotate(
+            existing_order_id=Subquery(
+                Order.objects.filter(storefront_id=storefront_id, external_id=external_id).order_by().values("pk")[:1]
+            ),
+            customer_flagged=Exists(CustomerRiskFlag.objects.filter(mobile=mobile, active=True)),
+        )
+    )
 )
 
 
@@ -157,9 +170,32 @@ def _check_replay(*, existing: Order, payload: OrderInput) -> Order:
     return existing
 
 
-def _resolve_skus(payload: OrderInput) -> list[Sku]:
+@dataclass(frozen=True)
+class _Context:
+    existing_order_id: int | None
+    customer_flagged: bool
+    skus: dict[str, Sku]  # by code, those of the order's codes that exist
+
+
+def _read_context(*, storefront: Storefront, payload: OrderInput) -> _Context:
+    """What order_create reads before deciding: one statement when any of the SKUs exists."""
+    mobile = payload.customer["mobile"]
     codes = [line["sku"] for line in payload.lines]
-    found = {sku.code: sku for sku in _SKUS_BY_CODE.objects(codes=codes)}
+    skus = (
+        _SKUS_AND_CONTEXT.objects(
+            storefront_id=storefront.pk, external_id=payload.external_id, mobile=mobile, codes=codes
+        )
+        if codes
+        else []
+    )
+    if skus:
+        return _Context(skus[0].existing_order_id, skus[0].customer_flagged, {sku.code: sku for sku in skus})
+    found = _ORDER_ID_BY_EXTERNAL_ID.rows(storefront_id=storefront.pk, external_id=payload.external_id)
+    return _Context(found[0][0] if found else None, bool(_CUSTOMER_FLAGGED.rows(mobile=mobile)), {})
+
+
+def _resolve_skus(payload: OrderInput, found: dict[str, Sku]) -> list[Sku]:
+    codes = [line["sku"] for line in payload.lines]
     errors: dict[str, list[str]] = {}
     seen: set[str] = set()
     for index, code in enumerate(codes):
@@ -207,17 +243,17 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
     a different body raises IdempotencyConflict. The number of queries does not grow
     with the number of lines.
     """
-    existing = _existing_order(storefront=storefront, external_id=payload.external_id)
-    if existing is not None:
-        return _check_replay(existing=existing, payload=payload), False
+    context = _read_context(storefront=storefront, payload=payload)
+    if context.existing_order_id is not None:
+        return _check_replay(existing=Order.objects.get(pk=context.existing_order_id), payload=payload), False
 
     if payload.payment_method not in storefront.allowed_payment_methods:
         raise ValidationFailed(fields={"payment_method": [_("本店铺不支持该支付方式")]})
-    # One query serves both: a flagged customer may not use COD, and gets the risk review flag.
-    customer_flagged = bool(_CUSTOMER_FLAGGED.rows(mobile=payload.customer["mobile"]))
+    # The flag serves both: a flagged customer may not use COD, and gets the risk review flag.
+    customer_flagged = context.customer_flagged
     if payload.payment_method == PaymentMethod.COD and customer_flagged:
         raise CustomerRestricted(details={"customer.mobile": payload.customer["mobile"]})
-    skus = _resolve_skus(payload)
+    skus = _resolve_skus(payload, context.skus)
     coupon = _resolve_coupon(payload.coupon_code)
     now = now or timezone.now()
     priced = quote(

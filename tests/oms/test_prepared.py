@@ -51,6 +51,36 @@ def test_rows_and_objects_are_what_the_queryset_returns(catalogue):
     assert SKU_ID.rows(code="x' OR '1'='1") == []
 
 
+def test_objects_carry_their_annotations_as_the_queryset_does(catalogue):
+    """order_create reads its SKUs with the replay check and the risk flag riding on each row."""
+    from django.db.models import Exists, OuterRef, Subquery, Value
+
+    def annotated(codes, name):
+        return (
+            Sku.objects.filter(code__in=codes)
+            .order_by("code")
+            .annotate(
+                twin=Subquery(Sku.objects.filter(name=name).order_by().values("pk")[:1]),
+                inactive_exists=Exists(Sku.objects.filter(active=False)),
+                same=Exists(Sku.objects.filter(pk=OuterRef("pk"), name=name)),
+                label=Value("x"),
+            )
+        )
+
+    other = PreparedQuery(annotated)
+    for codes, name in ((["P-0", "P-1"], "商品1"), (["P-2"], "nobody")):
+        got = other.objects(codes=codes, name=name)
+        expected = list(annotated(codes, name))
+        assert [vars_of(sku) for sku in got] == [vars_of(sku) for sku in expected]
+        assert [(s.twin, s.inactive_exists, s.same, s.label) for s in got] == [
+            (e.twin, e.inactive_exists, e.same, e.label) for e in expected
+        ]
+    assert [(s.twin, s.same) for s in other.objects(codes=["P-0", "P-1"], name="商品1")] == [
+        (catalogue[1].pk, False),
+        (catalogue[1].pk, True),
+    ]
+
+
 def test_objects_follow_select_related_as_the_queryset_does(catalogue):
     """One level of forward relations, read from the same row: the statement the notify uses to
     take a payment and its order (tests/payments/test_notify.py checks its lock order)."""
