@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
-from django.db.models import ForeignKey, Model, Value
-from django.db.models.expressions import DatabaseDefault
+from django.db.models import Field, ForeignKey, Model, Value
+from django.db.models.expressions import DatabaseDefault, RawSQL
 from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin, FSMFieldMixin
 
 
@@ -16,6 +16,26 @@ def _db():
     read through the `django.db.connection` proxy costs a thread-local lookup, and preparing a
     row's values reads it once per field."""
     return connections[DEFAULT_DB_ALIAS]
+
+
+def _send(connection, statement: str, params: list, *, defer: bool) -> int | None:
+    """Run a statement whose answer is not read: held back to travel with the transaction's
+    next statement when asked to and the connection can (oms.postgresql.statements; then
+    None), else now (its row count)."""
+    raw = connection.connection
+    if defer and raw is not None and hasattr(raw, "defer") and not connection.get_autocommit():
+        raw.defer(statement, params)
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+def can_defer() -> bool:
+    """Whether this connection holds back deferred statements (see _send): PostgreSQL through
+    oms.postgresql with prepared statements on. Elsewhere `defer=True` runs the statement at once."""
+    raw = _db().connection
+    return raw is not None and hasattr(raw, "defer")
 
 
 def returning_supported() -> bool:
@@ -95,12 +115,13 @@ def upsert_rows(model: type[Model], rows: Sequence[Mapping[str, Any]], *, unique
         return cursor.rowcount
 
 
-def update_per_pk(model: type[Model], values: Mapping[Any, Mapping[str, Any]]) -> int:
+def update_per_pk(model: type[Model], values: Mapping[Any, Mapping[str, Any]], *, defer: bool = False) -> int | None:
     """One UPDATE giving each row, by primary key, its own values (`{pk: {field name: value}}`,
     the same names for every row): ``SET column = CASE pk WHEN .. THEN .. END``.
 
     The caller decides the values, so it holds the rows' locks when they depend on what the
-    rows held. Returns the rows updated.
+    rows held. Returns the rows updated; with `defer` (in a transaction, for a caller that does
+    not read the count) the statement may travel with the next one instead, and None is returned.
     """
     connection = _db()
     if not values:
@@ -116,15 +137,13 @@ def update_per_pk(model: type[Model], values: Mapping[Any, Mapping[str, Any]]) -
         for key, row in values.items():
             params += [key, field.get_db_prep_save(row[name], connection)]
     statement = f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} WHERE {pk} IN ({', '.join(['%s'] * len(values))})"
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*params, *values])
-        return cursor.rowcount
+    return _send(connection, statement, [*params, *values], defer=defer)
 
 
 _INSERT_STATEMENTS: dict[tuple, tuple[str, list]] = {}
 
 
-def insert_new(objects: Sequence[Model]) -> None:
+def insert_new(objects: Sequence[Model], *, defer: bool = False) -> None:
     """INSERT unsaved model instances of one class in one statement and give each its new primary key.
 
     What ``save()`` or ``bulk_create()`` writes for a new row: every concrete field, each value
@@ -135,8 +154,15 @@ def insert_new(objects: Sequence[Model]) -> None:
     signals are sent (this project connects none). Where the database cannot return the new
     keys of a multi-row INSERT (SQLite before 3.35), or a db_default is an expression, each
     object is saved in turn.
+
+    Objects whose primary keys are already set (drawn from the table's sequence, see
+    `new_ids`) are written with them, and nothing is read back; with `defer` (in a
+    transaction) that INSERT may travel with the transaction's next statement (`_send`).
     """
     if not objects:
+        return
+    if objects[0].pk is not None:
+        _insert_with_keys(objects, defer=defer)
         return
     if not _db().features.can_return_rows_from_bulk_insert:
         for obj in objects:
@@ -216,6 +242,53 @@ def _insert_returning(objects: Sequence[Model], expected: int, *, on_conflict: s
         obj._state.adding = False
         obj._state.db = connection.alias
     return len(keys)
+
+
+def _insert_with_keys(objects: Sequence[Model], *, defer: bool) -> None:
+    connection = _db()
+    model = type(objects[0])
+    key = (model, connection.vendor, len(objects), "keys")
+    cached = _INSERT_STATEMENTS.get(key)
+    if cached is None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        fields = list(meta.concrete_fields)
+        row = f"({', '.join(['%s'] * len(fields))})"
+        cached = _INSERT_STATEMENTS[key] = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+            f" VALUES {', '.join([row] * len(objects))}",
+            fields,
+        )
+    statement, fields = cached
+    params = []
+    for obj in objects:  # as in _insert_returning
+        if obj.pk is None:
+            raise ValueError(f"insert_new: some {model.__name__} objects have keys, some not")
+        for field in fields:
+            value = field.pre_save(obj, add=True)
+            if isinstance(value, DatabaseDefault):
+                value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
+                if hasattr(value, "resolve_expression"):
+                    raise NotImplementedError("insert_new with keys: a db_default computed by the database")
+                setattr(obj, field.attname, value)
+            params.append(field.get_db_prep_save(value, connection))
+    _send(connection, statement, params, defer=defer)
+    for obj in objects:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def new_ids(model: type[Model], count: int = 1) -> RawSQL:
+    """An expression drawing `count` new primary keys from `model`'s own sequence (PostgreSQL),
+    as a list: to give new rows their keys before they are written, e.g. as an annotation of a
+    read that runs anyway (a PreparedQuery's argument may be passed as `count`). Values drawn
+    and not used are a gap in the sequence, as a rolled-back INSERT leaves one."""
+    meta = model._meta
+    return RawSQL(
+        "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s))",
+        (meta.db_table, meta.pk.column, count),
+        output_field=Field(),
+    )
 
 
 _UPDATE_STATEMENTS: dict[tuple, tuple[str, list, list]] = {}

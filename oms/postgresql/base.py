@@ -33,8 +33,9 @@ if not is_psycopg3:
 
 class DatabaseOperations(operations.DatabaseOperations):
     def last_executed_query(self, cursor, sql, params):
-        if getattr(cursor, "sent_prepared", None) is not None:  # sent as EXECUTE: show what it ran
-            return cursor.mogrify(sql, params).decode()
+        sent_as = getattr(cursor, "sent_as", None)
+        if sent_as is not None:  # sent as EXECUTE, or after deferred statements: show what it ran
+            return cursor.mogrify(*sent_as).decode()
         return super().last_executed_query(cursor, sql, params)
 
 

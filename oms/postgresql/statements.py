@@ -69,6 +69,28 @@ class PreparingConnection(extensions.connection):
         self.refused: set[str] = set()
         self.names = itertools.count(1)
         self.paused = False
+        self.deferred: list[tuple[str, list]] = []
+
+    def defer(self, sql: str, params) -> None:
+        """Hold back a statement whose answer nobody reads, inside a transaction: it is sent in
+        one message with the next statement (which answers as it would alone), or before the
+        commit. An error in it is raised there. Rolled back, it is dropped with the rest."""
+        assert not self.autocommit, "defer only inside a transaction"
+        self.deferred.append((sql, list(params)))
+
+    def commit(self) -> None:
+        if self.deferred:
+            with self.cursor() as cursor:
+                cursor.send_deferred()
+        super().commit()
+
+    def rollback(self) -> None:
+        self.deferred.clear()
+        super().rollback()
+
+    def close(self) -> None:
+        self.deferred.clear()
+        super().close()
 
     def pause(self) -> None:
         """Deallocate everything prepared here, and prepare nothing until `paused` is False again."""
@@ -82,26 +104,66 @@ class PreparingConnection(extensions.connection):
 
 
 class PreparingCursor(extensions.cursor):
-    """Sends a statement its connection has prepared as `EXECUTE`, and prepares a repeated one."""
+    """Sends a statement its connection has prepared as `EXECUTE`, and prepares a repeated one;
+    statements the connection holds back (`PreparingConnection.defer`) go first, in one message."""
 
-    #: The statement as written, when it was sent as EXECUTE (for Django's last_executed_query).
-    sent_prepared: str | None = None
+    #: (the statements as written, their values) when what was sent differs from what was
+    #: asked: an EXECUTE, or deferred statements in front (for Django's last_executed_query).
+    sent_as: tuple[str, list] | None = None
 
     def execute(self, query, vars=None):
-        self.sent_prepared = None
+        self.sent_as = None
+        connection = self.connection
+        if connection.deferred:
+            return self._execute_after_deferred(connection, query, vars)
         if self.name is not None or type(vars) not in (list, tuple):
             return super().execute(query, vars)
-        connection = self.connection
-        prepared = connection.prepared
-        found = prepared.get(query)
+        text = self._text_for(connection, query, len(vars))
+        if text is query:
+            return super().execute(query, vars)
+        self.sent_as = (query, vars)
+        return super().execute(text, vars)
+
+    def _text_for(self, connection: PreparingConnection, query: str, count: int) -> str:
+        """What runs `query`: its EXECUTE once prepared (perhaps now), else `query` itself."""
+        found = connection.prepared.get(query)
         if found is None:
-            found = self._maybe_prepare(connection, query, len(vars))
+            found = self._maybe_prepare(connection, query, count)
             if found is None:
-                return super().execute(query, vars)
+                return query
         else:
-            prepared.move_to_end(query)
-        self.sent_prepared = query
-        return super().execute(found[1], vars)
+            connection.prepared.move_to_end(query)
+        return found[1]
+
+    def send_deferred(self) -> None:
+        """Send what the connection holds back, alone (before a commit)."""
+        connection = self.connection
+        deferred, connection.deferred = connection.deferred, []
+        texts, params = self._texts(connection, deferred)
+        self.sent_as = ("; ".join(sql for sql, _ in deferred), params)
+        super().execute("; ".join(texts), params)
+
+    def _texts(self, connection: PreparingConnection, statements: list[tuple[str, list]]) -> tuple[list[str], list]:
+        texts, params = [], []
+        for sql, values in statements:
+            texts.append(self._text_for(connection, sql, len(values)))
+            params.extend(values)
+        return texts, params
+
+    def _execute_after_deferred(self, connection: PreparingConnection, query, vars):
+        if self.name is not None or not (vars is None or type(vars) in (list, tuple)):
+            # A named cursor declares its one statement, and named values do not mix with the
+            # deferred ones' positional values: those go first, on their own.
+            with connection.cursor() as plain:
+                plain.send_deferred()
+            return super().execute(query, vars)
+        deferred, connection.deferred = connection.deferred, []
+        if vars is None:
+            vars, query = [], query.replace("%", "%%")  # it is about to be formatted with values
+        deferred.append((query, list(vars)))
+        texts, params = self._texts(connection, deferred)
+        self.sent_as = ("; ".join(sql for sql, _ in deferred), params)
+        return super().execute("; ".join(texts), params)
 
     def _maybe_prepare(self, connection: PreparingConnection, query: str, count: int) -> tuple[str, str] | None:
         seen = connection.seen

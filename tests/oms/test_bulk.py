@@ -75,3 +75,59 @@ def test_update_per_pk_gives_each_row_its_own_values_and_leaves_the_rest(make_sk
         "C": (3, True),
     }
     assert update_per_pk(StockLevel, {}) == 0
+
+
+# --- keys drawn before the INSERT, and statements held back -------------------------------
+
+
+@pytest.mark.postgres
+def test_keys_are_drawn_once_per_read_however_many_rows_it_returns(make_sku):
+    from inventory.models import Sku
+    from oms.bulk import new_ids
+    from oms.prepared import PreparedQuery
+
+    for index in range(3):
+        make_sku(f"K-{index}", "1.00")
+    read = PreparedQuery(
+        lambda codes: Sku.objects.filter(code__in=codes).annotate(one=new_ids(Sku), many=new_ids(Sku, len(codes)))
+    )
+    first = read.objects(codes=["K-0", "K-1", "K-2"])
+    assert len(first) == 3 and len({(sku.one[0], tuple(sku.many)) for sku in first}) == 1
+    second = read.objects(codes=["K-0", "K-1", "K-2"])[0]
+    drawn = [first[0].one[0], *first[0].many, second.one[0], *second.many]
+    assert len(drawn) == 8 and len(set(drawn)) == 8
+    assert not Sku.objects.filter(pk__in=drawn).exists()
+
+
+@pytest.mark.postgres
+def test_rows_with_drawn_keys_are_written_with_them_when_the_transaction_goes_on(make_sku):
+    from django.db import transaction
+
+    from inventory.models import Sku
+    from oms.bulk import insert_new, new_ids
+
+    make_sku("D-0", "1.00")
+    key_a, key_b = Sku.objects.annotate(k=new_ids(Sku, 2)).values_list("k", flat=True)[0]
+    skus = [Sku(pk=key_a, code="DK-A", name="甲", price="1.00"), Sku(pk=key_b, code="DK-B", name="乙", price="2.00")]
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        insert_new(skus, defer=True)
+        assert connection.connection.deferred and len(captured) == 0  # held back
+        assert all(not sku._state.adding for sku in skus)
+        assert sorted(Sku.objects.filter(code__startswith="DK-").values_list("pk", flat=True)) == [key_a, key_b]
+    assert len(captured) == 1  # the read carried the INSERT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_write_outside_a_transaction_runs_at_once(make_sku):
+    sku = make_sku("NOW-1", "3.00")
+    level = StockLevel.objects.get(sku=sku)
+    assert update_per_pk(StockLevel, {level.pk: {"reserved": 2}}, defer=True) == 1
+    assert StockLevel.objects.get(pk=level.pk).reserved == 2
+
+
+def test_objects_with_and_without_keys_are_not_mixed(make_sku):
+    from inventory.models import Sku
+    from oms.bulk import insert_new
+
+    with pytest.raises(ValueError, match="some Sku objects have keys"):
+        insert_new([Sku(pk=10**12, code="M-1", name="甲", price="1.00"), Sku(code="M-2", name="乙", price="1.00")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import psycopg2.errors
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
@@ -86,7 +87,7 @@ def test_a_statement_prepared_in_a_rolled_back_transaction_stays_prepared(own_co
     assert sql in raw.prepared
     with raw.cursor() as cursor:
         cursor.execute(sql, [21])
-        assert cursor.sent_prepared == sql and cursor.fetchone() == (42,)
+        assert cursor.sent_as == (sql, [21]) and cursor.fetchone() == (42,)
 
 
 def test_the_least_recently_used_statement_is_deallocated_past_the_limit(own_connection, monkeypatch):
@@ -156,3 +157,100 @@ def test_prepare_statements_off_gives_a_plain_connection():
             assert server_prepared(cursor) == {}
     finally:
         db.close()
+
+
+# --- statements held back until the next one ------------------------------------------------
+
+
+def in_transaction_of(db):
+    """The raw connection, in a transaction, with a scratch table of its own."""
+    raw = db.connection
+    raw.autocommit = False
+    with raw.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE deferred_probe (n int PRIMARY KEY, note text) ON COMMIT DROP")
+    return raw
+
+
+@pytest.fixture
+def in_transaction(own_connection):
+    return in_transaction_of(own_connection)
+
+
+def test_deferred_statements_travel_with_the_next_which_answers_as_alone(in_transaction):
+    raw = in_transaction
+    raw.defer("INSERT INTO deferred_probe VALUES (%s, %s)", [1, "50%"])
+    raw.defer("INSERT INTO deferred_probe VALUES (%s, %s)", [2, "b"])
+    with raw.cursor() as cursor:
+        cursor.execute("SELECT n, note FROM deferred_probe WHERE n >= %s ORDER BY n", [1])
+        assert cursor.fetchall() == [(1, "50%"), (2, "b")]
+        sql, params = cursor.sent_as
+        assert (
+            sql.count("INSERT INTO deferred_probe") == 2
+            and sql.endswith("ORDER BY n")
+            and params == [1, "50%", 2, "b", 1]
+        )
+        assert raw.deferred == []
+        raw.defer("UPDATE deferred_probe SET note = %s WHERE n = %s", ["c", 2])
+        cursor.execute("SELECT note, '100%' FROM deferred_probe WHERE n = 2")  # no values: % kept as written
+        assert cursor.fetchall() == [("c", "100%")]
+    raw.rollback()
+
+
+def test_the_commit_sends_what_is_held_back_and_a_rollback_drops_it(own_connection):
+    raw = own_connection.connection
+    with raw.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS deferred_kept (n int PRIMARY KEY)")
+        cursor.execute("TRUNCATE deferred_kept")
+    try:
+        raw.autocommit = False
+        raw.defer("INSERT INTO deferred_kept VALUES (%s)", [1])
+        raw.commit()
+        raw.defer("INSERT INTO deferred_kept VALUES (%s)", [2])
+        raw.rollback()
+        assert raw.deferred == []
+        with raw.cursor() as cursor:
+            cursor.execute("SELECT n FROM deferred_kept")
+            assert cursor.fetchall() == [(1,)]
+    finally:
+        raw.rollback()
+        raw.autocommit = True
+        with raw.cursor() as cursor:
+            cursor.execute("DROP TABLE deferred_kept")
+
+
+def test_an_error_in_a_deferred_statement_is_raised_by_the_next(in_transaction):
+    raw = in_transaction
+    with raw.cursor() as cursor:
+        cursor.execute("INSERT INTO deferred_probe VALUES (%s, %s)", [1, "a"])
+        raw.defer("INSERT INTO deferred_probe VALUES (%s, %s)", [1, "again"])
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            cursor.execute("SELECT 1")
+    assert raw.deferred == []
+    raw.rollback()
+
+
+def test_a_named_cursor_sends_the_deferred_statements_first(in_transaction):
+    raw = in_transaction
+    raw.defer("INSERT INTO deferred_probe VALUES (%s, %s)", [7, "x"])
+    with raw.cursor("stream") as cursor:
+        cursor.execute("SELECT n FROM deferred_probe")
+        assert cursor.fetchall() == [(7,)]
+    raw.rollback()
+
+
+def test_defer_is_only_for_a_transaction(own_connection):
+    with pytest.raises(AssertionError):
+        own_connection.connection.defer("SELECT 1", [])
+
+
+def test_django_records_the_deferred_statements_with_the_one_that_carried_them(own_connection):
+    raw = in_transaction_of(own_connection)
+    raw.defer("INSERT INTO deferred_probe VALUES (%s, %s)", [3, "c"])
+    with CaptureQueriesContext(own_connection) as captured, own_connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM deferred_probe WHERE n = %s", [3])
+        assert cursor.fetchone() == (1,)
+    (query,) = captured.captured_queries
+    assert query["sql"] == (
+        "INSERT INTO deferred_probe VALUES (3, 'c'); SELECT count(*) FROM deferred_probe WHERE n = 3"
+    )
+    raw.rollback()
