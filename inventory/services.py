@@ -93,7 +93,10 @@ def stock_reserve(*, plan: StockPlan, line_ids_by_sku: Mapping[int, int]) -> lis
             )
     # The rows are locked (stock_lock_and_plan), so the totals counted in memory are written as
     # they are: one UPDATE for all of them, plain SQL because it runs for every order placed.
-    update_per_pk(StockLevel, {pk: {"reserved": plan.levels[pk].reserved, "updated_at": now} for pk in units})
+    # Its count is not read, so it may travel with the reservations' INSERT (oms.bulk).
+    update_per_pk(
+        StockLevel, {pk: {"reserved": plan.levels[pk].reserved, "updated_at": now} for pk in units}, defer=True
+    )
     insert_new(reservations)
     return reservations
 

@@ -80,6 +80,18 @@ def order_event_record(
     return event
 
 
+def order_event_record_with_key(
+    *, order: Order, event_id: int | None, type: str, actor: Actor, to_status: str = "", **data: Any
+) -> OrderEvent:
+    """order_event_record in the transaction that creates `order`, with a key drawn beforehand
+    (oms.bulk.new_ids; None where none was): its INSERT travels with the transaction's next
+    statement instead of costing a round trip of its own."""
+    event = _event(order.pk, type, actor, "", to_status, "", data)
+    event.pk = event_id
+    insert_new([event], defer=True)
+    return event
+
+
 def order_events_record_many(
     *,
     order_ids: list[int],

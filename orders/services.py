@@ -33,7 +33,7 @@ from inventory.services import (
     stock_release_for_orders,
     stock_reserve,
 )
-from oms.bulk import insert_new, returning_supported, save_fields
+from oms.bulk import insert_new, new_ids, returning_supported, save_fields
 from oms.errors import (
     CouponNotApplicable,
     CustomerRestricted,
@@ -48,7 +48,14 @@ from oms.errors import (
 from oms.jobs import enqueue_on_commit
 from oms.prepared import PreparedQuery
 
-from .events import Actor, EventEntry, order_event_record, order_events_record_many, order_events_record_sequence
+from .events import (
+    Actor,
+    EventEntry,
+    order_event_record,
+    order_event_record_with_key,
+    order_events_record_many,
+    order_events_record_sequence,
+)
 
 # Actor and the event writers live in orders.events; they stay importable from here.
 __all__ = ["Actor", "order_event_record", "order_events_record_many"]
@@ -137,10 +144,14 @@ _ORDER_ID_BY_EXTERNAL_ID = PreparedQuery(
 _CUSTOMER_FLAGGED = PreparedQuery(
     lambda mobile: CustomerRiskFlag.objects.filter(mobile=mobile, active=True).order_by().values_list("pk")[:1]
 )
+
+
 # The three reads above in one statement, for the usual post (a new order of known SKUs): each
 # SKU row carries the storefront's order with this external_id, if any, and the customer's flag.
-_SKUS_AND_CONTEXT = PreparedQuery(
-    lambda storefront_id, external_id, mobile, codes: (
+# On PostgreSQL it also draws the keys of the order, its event and its lines, so the three
+# INSERTs need not read them back and travel together (oms.bulk.insert_new, defer=True).
+def _skus_and_context(storefront_id, external_id, mobile, codes):
+    queryset = (
         Sku.objects.filter(code__in=codes)
         .order_by()
         .annotate(
@@ -150,7 +161,14 @@ _SKUS_AND_CONTEXT = PreparedQuery(
             customer_flagged=Exists(CustomerRiskFlag.objects.filter(mobile=mobile, active=True)),
         )
     )
-)
+    if connection.vendor == "postgresql":
+        queryset = queryset.annotate(
+            new_order_ids=new_ids(Order), new_event_ids=new_ids(OrderEvent), new_line_ids=new_ids(OrderLine, len(codes))
+        )
+    return queryset
+
+
+_SKUS_AND_CONTEXT = PreparedQuery(_skus_and_context)
 
 
 def _existing_order(*, storefront: Storefront, external_id: str) -> Order | None:
@@ -171,10 +189,20 @@ def _check_replay(*, existing: Order, payload: OrderInput) -> Order:
 
 
 @dataclass(frozen=True)
+class _Keys:
+    """Primary keys drawn for a new order's rows before its transaction (PostgreSQL)."""
+
+    order: int
+    event: int
+    lines: list[int]
+
+
+@dataclass(frozen=True)
 class _Context:
     existing_order_id: int | None
     customer_flagged: bool
     skus: dict[str, Sku]  # by code, those of the order's codes that exist
+    keys: _Keys | None = None
 
 
 def _read_context(*, storefront: Storefront, payload: OrderInput) -> _Context:
@@ -189,7 +217,11 @@ def _read_context(*, storefront: Storefront, payload: OrderInput) -> _Context:
         else []
     )
     if skus:
-        return _Context(skus[0].existing_order_id, skus[0].customer_flagged, {sku.code: sku for sku in skus})
+        first = skus[0]
+        keys = None
+        if hasattr(first, "new_order_ids"):
+            keys = _Keys(order=first.new_order_ids[0], event=first.new_event_ids[0], lines=first.new_line_ids)
+        return _Context(first.existing_order_id, first.customer_flagged, {sku.code: sku for sku in skus}, keys)
     found = _ORDER_ID_BY_EXTERNAL_ID.rows(storefront_id=storefront.pk, external_id=payload.external_id)
     return _Context(found[0][0] if found else None, bool(_CUSTOMER_FLAGGED.rows(mobile=mobile)), {})
 
@@ -279,6 +311,7 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
                 priced=priced,
                 now=now,
                 customer_flagged=customer_flagged,
+                keys=context.keys,
             ), True
         except IntegrityError:
             existing = _existing_order(storefront=storefront, external_id=payload.external_id)
@@ -290,12 +323,22 @@ def order_create(*, storefront: Storefront, payload: OrderInput, now: datetime |
 
 
 def _order_insert(
-    *, storefront, payload: OrderInput, skus: list[Sku], coupon, priced, now, customer_flagged: bool = False
+    *,
+    storefront,
+    payload: OrderInput,
+    skus: list[Sku],
+    coupon,
+    priced,
+    now,
+    customer_flagged: bool = False,
+    keys: _Keys | None = None,
 ) -> Order:
     customer, address = payload.customer, payload.shipping_address
     # The order, its lines and its event are written first, and the shared rows (stock, then
     # the coupon) locked last: every order of a flash sale queues on the same few stock rows,
-    # and each holds them only for the reservation, not for the whole insert.
+    # and each holds them only for the reservation, not for the whole insert. With keys drawn
+    # beforehand (PostgreSQL), the three INSERTs are deferred and travel in one message with
+    # the stock rows' lock, and the stock UPDATE with the reservations' INSERT.
     with transaction.atomic():
         review_flags = review_flags_for(
             storefront_code=storefront.code,
@@ -305,6 +348,7 @@ def _order_insert(
             customer_flagged=customer_flagged,
         )
         order = Order(
+            pk=keys.order if keys else None,
             order_no=_new_order_no(now),
             storefront=storefront,
             external_id=payload.external_id,
@@ -331,9 +375,11 @@ def _order_insert(
             remark=payload.remark,
             review_flags=review_flags,
         )
-        insert_new([order])
+        insert_new([order], defer=True)
+        line_keys = keys.lines if keys else [None] * len(skus)
         lines = [
             OrderLine(
+                pk=line_key,
                 order=order,
                 sku=sku,
                 sku_code=sku.code,
@@ -344,11 +390,12 @@ def _order_insert(
                 line_total=sku.price * line["quantity"],
                 discount=share,
             )
-            for sku, line, share in zip(skus, payload.lines, priced.line_discounts, strict=True)
+            for sku, line, share, line_key in zip(skus, payload.lines, priced.line_discounts, line_keys, strict=True)
         ]
-        insert_new(lines)
-        order_event_record(
+        insert_new(lines, defer=True)
+        order_event_record_with_key(
             order=order,
+            event_id=keys.event if keys else None,
             type=OrderEvent.Type.CREATED,
             actor=Actor.storefront(storefront),
             to_status=order.status,
