@@ -204,22 +204,21 @@ class _ComputedByDatabase(Exception):
         self.obj = obj
 
 
-def _insert_returning(objects: Sequence[Model], expected: int, *, on_conflict: str) -> int:
-    """The kept ``INSERT ... [on_conflict] RETURNING pk`` of `objects`; sets the keys of the rows
-    written on their objects and returns how many were written. `expected` is the number of
-    objects when every row must be written, 0 for one object that may not be."""
+def _insert_statement(objects: Sequence[Model], *, suffix: str, with_keys: bool) -> tuple[str, list]:
+    """The kept ``INSERT ... VALUES ...<suffix>`` of `objects` (their primary keys too when
+    `with_keys`), and its values, each prepared as save() prepares it."""
     connection = _db()
     model = type(objects[0])
-    key = (model, connection.vendor, len(objects), on_conflict)
+    key = (model, connection.vendor, len(objects), suffix, with_keys)
     cached = _INSERT_STATEMENTS.get(key)
     if cached is None:
         meta = model._meta
         quote = connection.ops.quote_name
-        fields = [field for field in meta.concrete_fields if not field.primary_key]
+        fields = [field for field in meta.concrete_fields if with_keys or not field.primary_key]
         row = f"({', '.join(['%s'] * len(fields))})"
         cached = _INSERT_STATEMENTS[key] = (
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
-            f" VALUES {', '.join([row] * len(objects))}{on_conflict} RETURNING {quote(meta.pk.column)}",
+            f" VALUES {', '.join([row] * len(objects))}{suffix}",
             fields,
         )
     statement, fields = cached
@@ -233,6 +232,16 @@ def _insert_returning(objects: Sequence[Model], expected: int, *, on_conflict: s
                     raise _ComputedByDatabase(obj)
                 setattr(obj, field.attname, value)
             params.append(field.get_db_prep_save(value, connection))
+    return statement, params
+
+
+def _insert_returning(objects: Sequence[Model], expected: int, *, on_conflict: str) -> int:
+    """The kept ``INSERT ... [on_conflict] RETURNING pk`` of `objects`; sets the keys of the rows
+    written on their objects and returns how many were written. `expected` is the number of
+    objects when every row must be written, 0 for one object that may not be."""
+    connection = _db()
+    pk = connection.ops.quote_name(type(objects[0])._meta.pk.column)
+    statement, params = _insert_statement(objects, suffix=f"{on_conflict} RETURNING {pk}", with_keys=False)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         keys = [row[0] for row in cursor.fetchall()]
@@ -245,33 +254,13 @@ def _insert_returning(objects: Sequence[Model], expected: int, *, on_conflict: s
 
 
 def _insert_with_keys(objects: Sequence[Model], *, defer: bool) -> None:
+    if any(obj.pk is None for obj in objects):
+        raise ValueError(f"insert_new: some {type(objects[0]).__name__} objects have keys, some not")
+    try:
+        statement, params = _insert_statement(objects, suffix="", with_keys=True)
+    except _ComputedByDatabase:
+        raise NotImplementedError("insert_new with keys: a db_default computed by the database") from None
     connection = _db()
-    model = type(objects[0])
-    key = (model, connection.vendor, len(objects), "keys")
-    cached = _INSERT_STATEMENTS.get(key)
-    if cached is None:
-        meta = model._meta
-        quote = connection.ops.quote_name
-        fields = list(meta.concrete_fields)
-        row = f"({', '.join(['%s'] * len(fields))})"
-        cached = _INSERT_STATEMENTS[key] = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
-            f" VALUES {', '.join([row] * len(objects))}",
-            fields,
-        )
-    statement, fields = cached
-    params = []
-    for obj in objects:  # as in _insert_returning
-        if obj.pk is None:
-            raise ValueError(f"insert_new: some {model.__name__} objects have keys, some not")
-        for field in fields:
-            value = field.pre_save(obj, add=True)
-            if isinstance(value, DatabaseDefault):
-                value = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
-                if hasattr(value, "resolve_expression"):
-                    raise NotImplementedError("insert_new with keys: a db_default computed by the database")
-                setattr(obj, field.attname, value)
-            params.append(field.get_db_prep_save(value, connection))
     _send(connection, statement, params, defer=defer)
     for obj in objects:
         obj._state.adding = False
