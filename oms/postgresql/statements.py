@@ -11,7 +11,7 @@ AS ...`, Django's `%s` placeholders turned into `$1, $2, ...`), and from then on
 `EXECUTE oms_N (values)`. The values are still quoted by psycopg2 as before; PostgreSQL converts
 each to the type it inferred for the parameter. Only SELECT, INSERT, UPDATE and DELETE are
 prepared, and only on ordinary cursors with positional parameters (a named cursor declares its
-statement, and `EXECUTE` cannot be declared).
+statement, and `EXECUTE` cannot be declared), with at most `MAX_VALUES` of them.
 
 A statement PostgreSQL will not prepare (a parameter whose type it cannot infer, say) is sent
 as text from then on. Inside a transaction the attempt runs under its own savepoint, so a
@@ -33,6 +33,9 @@ from psycopg2 import extensions
 
 PREPARE_AFTER = 3  # sends of one statement on one connection before it is prepared
 KEEP = 200  # statements prepared per connection at most
+# Values per statement at most: PostgreSQL evaluates an EXECUTE's values one by one, and for a
+# sweep's batch of 500 ids that cost more than parsing them in the text (docs/performance.md).
+MAX_VALUES = 128
 _SEEN_MAX = 5_000  # statements counted per connection before the counts start over
 _KINDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 _SAVEPOINT = "oms_prepare"
@@ -174,6 +177,9 @@ class PreparingCursor(extensions.cursor):
             seen[query] = times
             return None
         if connection.paused or query in connection.refused or not query.lstrip()[:6].upper().startswith(_KINDS):
+            return None
+        if count > MAX_VALUES:
+            connection.refused.add(query)
             return None
         status = connection.get_transaction_status()
         if status not in (extensions.TRANSACTION_STATUS_IDLE, extensions.TRANSACTION_STATUS_INTRANS):

@@ -60,6 +60,18 @@ def test_a_statement_sent_again_and_again_is_prepared_and_answers_the_same(own_c
     assert sum("$6::text LIKE '%b%'" in text for text in prepared.values()) == 1
 
 
+def test_a_statement_with_many_values_is_sent_as_text(own_connection):
+    """PostgreSQL evaluates an EXECUTE's values one by one: for a sweep's batch of ids that costs
+    more than the parse it saves."""
+    many = statements.MAX_VALUES + 1
+    sql = f"SELECT count(*) FROM (VALUES {', '.join(['(%s::int)'] * many)}) AS v(n)"
+    with own_connection.cursor() as cursor:
+        for _ in range(PREPARE_AFTER + 1):
+            cursor.execute(sql, list(range(many)))
+            assert cursor.fetchone() == (many,)
+    assert sql in own_connection.connection.refused and sql not in own_connection.connection.prepared
+
+
 def test_a_statement_the_server_will_not_prepare_leaves_the_transaction_usable(own_connection):
     raw = own_connection.connection
     sql = "SELECT %s IS NULL"  # PostgreSQL cannot tell the parameter's type
