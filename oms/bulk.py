@@ -31,13 +31,6 @@ def _send(connection, statement: str, params: list, *, defer: bool) -> int | Non
         return cursor.rowcount
 
 
-def can_defer() -> bool:
-    """Whether this connection holds back deferred statements (see _send): PostgreSQL through
-    oms.postgresql with prepared statements on. Elsewhere `defer=True` runs the statement at once."""
-    raw = _db().connection
-    return raw is not None and hasattr(raw, "defer")
-
-
 def returning_supported() -> bool:
     """Whether UPDATE … RETURNING can be used: PostgreSQL, and SQLite from 3.35 (an older SQLite
     linked into some Python builds has none; callers then read first and write second)."""

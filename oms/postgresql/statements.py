@@ -78,7 +78,8 @@ class PreparingConnection(extensions.connection):
         """Hold back a statement whose answer nobody reads, inside a transaction: it is sent in
         one message with the next statement (which answers as it would alone), or before the
         commit. An error in it is raised there. Rolled back, it is dropped with the rest."""
-        assert not self.autocommit, "defer only inside a transaction"
+        if self.autocommit:
+            raise psycopg2.ProgrammingError("defer only inside a transaction")
         self.deferred.append((sql, list(params)))
 
     def commit(self) -> None:

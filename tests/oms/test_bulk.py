@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inventory.models import StockLevel
-from oms.bulk import update_per_pk, upsert_rows
+from inventory.models import Sku, StockLevel
+from oms.bulk import insert_new, new_ids, update_per_pk, upsert_rows
+from oms.prepared import PreparedQuery
 from orders.models import CustomerRiskFlag
 
 pytestmark = pytest.mark.django_db
@@ -82,10 +83,6 @@ def test_update_per_pk_gives_each_row_its_own_values_and_leaves_the_rest(make_sk
 
 @pytest.mark.postgres
 def test_keys_are_drawn_once_per_read_however_many_rows_it_returns(make_sku):
-    from inventory.models import Sku
-    from oms.bulk import new_ids
-    from oms.prepared import PreparedQuery
-
     for index in range(3):
         make_sku(f"K-{index}", "1.00")
     read = PreparedQuery(
@@ -101,11 +98,6 @@ def test_keys_are_drawn_once_per_read_however_many_rows_it_returns(make_sku):
 
 @pytest.mark.postgres
 def test_rows_with_drawn_keys_are_written_with_them_when_the_transaction_goes_on(make_sku):
-    from django.db import transaction
-
-    from inventory.models import Sku
-    from oms.bulk import insert_new, new_ids
-
     make_sku("D-0", "1.00")
     key_a, key_b = Sku.objects.annotate(k=new_ids(Sku, 2)).values_list("k", flat=True)[0]
     skus = [Sku(pk=key_a, code="DK-A", name="甲", price="1.00"), Sku(pk=key_b, code="DK-B", name="乙", price="2.00")]
@@ -126,8 +118,5 @@ def test_a_deferred_write_outside_a_transaction_runs_at_once(make_sku):
 
 
 def test_objects_with_and_without_keys_are_not_mixed(make_sku):
-    from inventory.models import Sku
-    from oms.bulk import insert_new
-
     with pytest.raises(ValueError, match="some Sku objects have keys"):
         insert_new([Sku(pk=10**12, code="M-1", name="甲", price="1.00"), Sku(code="M-2", name="乙", price="1.00")])

@@ -251,7 +251,7 @@ def test_a_named_cursor_sends_the_deferred_statements_first(in_transaction):
 
 
 def test_defer_is_only_for_a_transaction(own_connection):
-    with pytest.raises(AssertionError):
+    with pytest.raises(psycopg2.ProgrammingError, match="only inside a transaction"):
         own_connection.connection.defer("SELECT 1", [])
 
 

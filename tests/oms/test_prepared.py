@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery, Value
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -53,7 +53,6 @@ def test_rows_and_objects_are_what_the_queryset_returns(catalogue):
 
 def test_objects_carry_their_annotations_as_the_queryset_does(catalogue):
     """order_create reads its SKUs with the replay check and the risk flag riding on each row."""
-    from django.db.models import Exists, OuterRef, Subquery, Value
 
     def annotated(codes, name):
         return (

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from inventory.models import Reservation, StockLevel
 from orders import services
 from orders.api.serializers import OrderOutSerializer, ReadsAttributesDirectly, status_label
-from orders.models import Order, OrderEvent
+from orders.models import CustomerRiskFlag, Order, OrderEvent
 from tests.conftest import client_for
 from tests.orders.factories import OrderInputFactory
 
@@ -103,8 +103,6 @@ def test_a_replay_is_answered_when_none_of_its_skus_exists_any_more(api, order_b
 def test_a_flagged_customer_is_refused_cash_on_delivery_whether_or_not_the_skus_exist(
     api, order_body, tshirt, known_sku
 ):
-    from orders.models import CustomerRiskFlag
-
     CustomerRiskFlag.objects.create(
         mobile=order_body["customer"]["mobile"], reason="3 次超时", flagged_at=timezone.now()
     )
